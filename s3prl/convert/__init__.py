@@ -1,0 +1,1 @@
+"""Importers: foreign checkpoint dicts -> (our config, our state dict). Pure functions, explicit key maps."""
