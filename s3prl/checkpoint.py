@@ -9,8 +9,8 @@ Pickled checkpoints are read with torch's weights-only unpickler. The pickle is 
 * allowed by torch itself (tensors, storages, ``OrderedDict``, ...), or
 * on this module's explicit allow-list, which maps the pickled name onto an inert stand-in:
   ``argparse.Namespace``, omegaconf containers / nodes / metadata, ``typing`` names, builtin types,
-  ``collections.defaultdict``, ``operator.getitem`` (typing subscripts), ``pathlib`` paths,
-  numpy scalars / dtypes / numeric arrays, or
+  ``Ellipsis``, ``collections.defaultdict``, ``operator.getitem`` (typing subscripts), ``pathlib``
+  paths, numpy scalars / dtypes / numeric arrays, ``torch.__version__`` (a str subclass), or
 * from a package whose objects appear in speech checkpoints as *data*: ``fairseq``, ``fairseq_cli``,
   ``omegaconf``, ``hydra``, ``s3prl`` and the original s3prl's top-level ``optimizers`` /
   ``schedulers`` modules (``BAG_PACKAGES``). Such a global becomes a generic attribute bag: the real
@@ -139,7 +139,7 @@ def _type_name(obj) -> str:
         return obj.name
     if isinstance(obj, type):
         return getattr(obj, "pickled_name", obj.__qualname__)
-    return repr(obj)
+    return "..." if obj is Ellipsis else repr(obj)
 
 
 def _type_call(*args):
@@ -240,6 +240,8 @@ _EXACT: dict[str, Any] = {
     "_operator.getitem": _subscript,
     "operator.getitem": _subscript,
     "builtins.type": _type_call,
+    "builtins.Ellipsis": Ellipsis,  # in typing subscripts such as Tuple[Any, ...]
+    "torch.torch_version.TorchVersion": str,  # torch.__version__ saved as metadata: a str subclass
     **{f"builtins.{t.__name__}": t for t in (int, float, str, bool, bytes, list, dict, tuple, frozenset, object)},
     **{f"typing.{n}": TypeRef(f"typing.{n}") for n in _TYPING},
     **{f"pathlib.{n}": _posix_path for n in ("PosixPath", "PurePosixPath", "Path")},
@@ -258,7 +260,7 @@ def _stub_class(name: str) -> type:
     cls = _STUB_CLASSES.get(name)
     if cls is None:
         base = _OMEGACONF.get(name, Stub)
-        cls = type(name.rsplit(".", 1)[-1], (base,), {"pickled_name": name, "__module__": __name__})
+        cls = type(f"StandIn[{name}]", (base,), {"pickled_name": name, "__module__": __name__})
         _STUB_CLASSES[name] = cls
     return cls
 

@@ -46,18 +46,24 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 16000) -> torch.Tenso
 
 
 @functools.lru_cache(maxsize=16)
-def _sinc_kernel(orig: int, new: int, lowpass_filter_width: int, rolloff: float) -> tuple[torch.Tensor, int]:
-    """Polyphase filters (new, 1, 2 * width + orig) in float64, and the half width in input samples."""
+def _sinc_kernel(orig: int, new: int, lowpass_filter_width: int, rolloff: float,
+                 dtype: torch.dtype) -> tuple[torch.Tensor, int]:
+    """Polyphase filters (new, 1, 2 * width + orig) and the half width in input samples.
+
+    Built in the waveform's dtype, as torchaudio does: upsampled audio has almost no energy above the
+    old Nyquist frequency, so log features of those bands turn 1e-7 differences into 1e-3.
+    """
     cutoff = min(orig, new) * rolloff  # anti-aliasing below the lower Nyquist frequency
     width = math.ceil(lowpass_filter_width * orig / cutoff)
     # output phase j (time -j/new) against input taps i/orig for i in [-width, width + orig)
-    taps = torch.arange(-width, width + orig, dtype=torch.float64) / orig
-    t = (-torch.arange(new, dtype=torch.float64)[:, None] / new + taps[None]) * cutoff  # (new, taps)
+    taps = torch.arange(-width, width + orig, dtype=dtype) / orig
+    t = (torch.arange(0, -new, -1, dtype=dtype)[:, None] / new + taps[None]) * cutoff  # (new, taps)
     t = t.clamp(-lowpass_filter_width, lowpass_filter_width)
     window = torch.cos(t * math.pi / lowpass_filter_width / 2) ** 2  # Hann window over the taps
     t = t * math.pi
-    sinc = torch.where(t == 0, torch.ones(()), torch.sin(t) / torch.where(t == 0, torch.ones(()), t))
-    return (sinc * window * (cutoff / orig))[:, None], width
+    safe_t = torch.where(t == 0, torch.ones((), dtype=dtype), t)
+    sinc = torch.where(t == 0, torch.ones((), dtype=dtype), torch.sin(t) / safe_t)
+    return (sinc * (window * (cutoff / orig)))[:, None], width
 
 
 def resample(wav: torch.Tensor, orig_sr: int, new_sr: int, lowpass_filter_width: int = 6,
@@ -74,13 +80,15 @@ def resample(wav: torch.Tensor, orig_sr: int, new_sr: int, lowpass_filter_width:
         raise TypeError(f"Expected a floating point waveform, got {wav.dtype}")
     if orig_sr == new_sr:
         return wav
+    if wav.dtype not in (torch.float32, torch.float64):  # no half-precision conv on every device
+        return resample(wav.float(), orig_sr, new_sr, lowpass_filter_width, rolloff).to(wav.dtype)
     gcd = math.gcd(int(orig_sr), int(new_sr))
     orig, new = int(orig_sr) // gcd, int(new_sr) // gcd
-    kernel, width = _sinc_kernel(orig, new, int(lowpass_filter_width), float(rolloff))
+    kernel, width = _sinc_kernel(orig, new, int(lowpass_filter_width), float(rolloff), wav.dtype)
     shape = wav.shape
     x = wav.reshape(-1, 1, shape[-1])  # (B, 1, T)
     x = F.pad(x, (width, width + orig))
-    y = F.conv1d(x, kernel.to(device=wav.device, dtype=wav.dtype), stride=orig)  # (B, new, blocks)
+    y = F.conv1d(x, kernel.to(wav.device), stride=orig)  # (B, new, blocks)
     y = y.transpose(1, 2).reshape(x.size(0), -1)  # interleave the phases: (B, new * blocks)
     target = -(-new * shape[-1] // orig)  # exact integer ceil(T * new / orig)
     return y[:, :target].reshape(*shape[:-1], -1)

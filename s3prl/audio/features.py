@@ -48,16 +48,17 @@ def add_deltas(feats: torch.Tensor, order: int = 2, win_length: int = 5, mode: s
     return torch.cat(parts, dim=-1)
 
 
-def cmvn(feats: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
-    """Utterance CMVN of (T, D) features: ``(x - mean_t) / (eps + std_t)``, std with Bessel's correction.
+def cmvn(feats: torch.Tensor, eps: float = 1e-10, dim: int = 0) -> torch.Tensor:
+    """Utterance CMVN: ``(x - mean) / (eps + std)`` over the time axis ``dim`` (0 for (T, D)), std with
+    Bessel's correction, as the original baselines compute.
 
-    This is what the original baselines compute. With fewer than two frames the original divides by a
-    NaN standard deviation; here the standard deviation is taken as 0, so a single frame becomes zeros.
+    With fewer than two frames the original divides by a NaN standard deviation; here the standard
+    deviation is taken as 0, so a single frame becomes zeros.
     """
-    mean = feats.mean(dim=0, keepdim=True)  # (1, D)
-    if feats.size(0) < 2:
+    mean = feats.mean(dim=dim, keepdim=True)
+    if feats.size(dim) < 2:
         return feats - mean
-    return (feats - mean) / (eps + feats.std(dim=0, keepdim=True))
+    return (feats - mean) / (eps + feats.std(dim=dim, keepdim=True))
 
 
 def _reflect_indices(n: int, pad: int, device) -> torch.Tensor:

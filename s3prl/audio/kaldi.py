@@ -106,7 +106,7 @@ def _log_energy(frames: torch.Tensor, energy_floor: float) -> torch.Tensor:
 def _windowed_frames(waveform, channel, sample_frequency, frame_shift, frame_length, round_to_power_of_two,
                      snip_edges, dither, remove_dc_offset, raw_energy, energy_floor, preemphasis_coefficient,
                      window_type, blackman_coeff):
-    """Kaldi's frame pipeline. Returns (windowed frames (m, size), log energy (m,), FFT size)."""
+    """Kaldi's frame pipeline. Returns (windowed, zero-padded frames (m, fft size), log energy (m,), fft size)."""
     wave = _select_channel(waveform, channel)
     if not wave.is_floating_point():
         raise TypeError(f"Expected a floating point waveform, got {wave.dtype}")
@@ -126,6 +126,8 @@ def _windowed_frames(waveform, channel, sample_frequency, frame_shift, frame_len
         previous = torch.cat([frames[:, :1], frames[:, :-1]], dim=1)
         frames = frames - preemphasis_coefficient * previous
     frames = frames * window  # (m, size)
+    if padded != size:  # zeros up to the FFT size (before the energy: the sum then rounds as in torchaudio)
+        frames = torch.nn.functional.pad(frames, (0, padded - size))  # (m, padded)
     if not raw_energy:
         log_energy = _log_energy(frames, energy_floor)
     return frames, log_energy, padded
@@ -163,7 +165,9 @@ def spectrogram(
     frames, log_energy, padded = _windowed_frames(
         waveform, channel, sample_frequency, frame_shift, frame_length, round_to_power_of_two, snip_edges,
         dither, remove_dc_offset, raw_energy, energy_floor, preemphasis_coefficient, window_type, blackman_coeff)
-    power = torch.fft.rfft(frames, n=padded).abs().pow(2.0)  # (m, padded // 2 + 1)
+    if frames.size(0) == 0:  # shorter than one frame (the FFT refuses empty batches)
+        return frames.new_zeros(0, padded // 2 + 1)
+    power = torch.fft.rfft(frames).abs().pow(2.0)  # (m, padded // 2 + 1)
     out = power.clamp_min(_EPS).log()
     out[:, 0] = log_energy
     return out - out.mean(dim=0, keepdim=True) if subtract_mean else out
@@ -266,7 +270,9 @@ def fbank(
     frames, log_energy, padded = _windowed_frames(
         waveform, channel, sample_frequency, frame_shift, frame_length, round_to_power_of_two, snip_edges,
         dither, remove_dc_offset, raw_energy, energy_floor, preemphasis_coefficient, window_type, blackman_coeff)
-    spectrum = torch.fft.rfft(frames, n=padded).abs()  # (m, padded // 2 + 1)
+    if frames.size(0) == 0:  # shorter than one frame (the FFT refuses empty batches)
+        return frames.new_zeros(0, num_mel_bins + int(use_energy))
+    spectrum = torch.fft.rfft(frames).abs()  # (m, padded // 2 + 1)
     if use_power:
         spectrum = spectrum.pow(2.0)
     banks = _mel_banks(num_mel_bins, padded, float(sample_frequency), float(low_freq), float(high_freq),
@@ -283,12 +289,13 @@ def fbank(
 @functools.lru_cache(maxsize=16)
 def _kaldi_dct(num_ceps: int, num_bins: int) -> torch.Tensor:
     """Kaldi's orthonormal DCT-II as a right-multiplied (num_bins, num_ceps) matrix, in float32 like
-    torchaudio's (float64 would move the cepstra by ~1e-4)."""
-    n = torch.arange(num_bins, dtype=torch.float32)[:, None]
-    k = torch.arange(num_ceps, dtype=torch.float32)[None]
-    dct = torch.cos(math.pi / num_bins * (n + 0.5) * k) * math.sqrt(2.0 / num_bins)
-    dct[:, 0] = math.sqrt(1.0 / num_bins)
-    return dct
+    torchaudio's (float64 would move the cepstra by ~1e-4). It is a column slice of the transposed
+    square matrix, as there: that memory layout picks the same matmul kernel, so sums round the same."""
+    k = torch.arange(num_bins, dtype=torch.float32)[:, None]
+    n = torch.arange(num_bins, dtype=torch.float32)[None]
+    dct = torch.cos(math.pi / num_bins * (n + 0.5) * k) * math.sqrt(2.0 / num_bins)  # (k, n)
+    dct[0] = math.sqrt(1.0 / num_bins)
+    return dct.T[:, :num_ceps]  # (num_bins, num_ceps), strides (1, num_bins)
 
 
 def mfcc(

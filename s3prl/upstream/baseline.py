@@ -18,9 +18,10 @@ function's keyword arguments) with ``delta`` / ``cmvn`` sections, or the preproc
 (``win_ms``, ``hop_ms``, ``n_freq``, ``n_mels``, ``n_mfcc``, ``input: {feat_type, log, delta, cmvn}``).
 
 Every utterance is computed alone on its own samples, so batch composition never changes it; Kaldi
-front-ends give ``(N - 400) // 160 + 1`` frames, the centred STFT ``N // 160 + 1``. Like the original,
-the STFT front-ends first drop trailing exact-zero samples of the utterance (the original re-derives each
-length from the last non-zero sample), so a clip ending in digital silence has fewer frames.
+front-ends give ``(N - 400) // 160 + 1`` frames, the centred STFT ``N // 160 + 1``, except in one case
+kept from the original: with CMVN, the STFT front-ends re-derive the length from the last non-zero
+sample ``L`` and keep (and normalise over) only the first ``round(L / (N / frames))`` frames, so a clip
+ending in exact zeros (e.g. padded to the 800-sample minimum) has fewer frames.
 """
 
 from __future__ import annotations
@@ -127,10 +128,15 @@ def parse_config(cfg: dict, source: str = "baseline config") -> dict:
     return _kaldi_plan(cfg, source) if "kaldi" in cfg else _stft_plan(cfg, source)
 
 
-def _trim_trailing_zeros(wav: torch.Tensor) -> torch.Tensor:
-    """Drop exact-zero samples at the end (all of them kept when the clip is entirely zero)."""
+def _cmvn_frames(wav: torch.Tensor, num_frames: int) -> int:
+    """How many STFT frames the original normalises and keeps: those up to the last non-zero sample.
+
+    The original derives each length from the last non-zero sample and converts it to frames with the
+    ratio samples / frames; the same float expression is used so that the rounding agrees.
+    """
     nonzero = wav.nonzero()
-    return wav if len(nonzero) == 0 else wav[: int(nonzero[-1]) + 1]
+    valid = wav.numel() if len(nonzero) == 0 else int(nonzero[-1]) + 1
+    return round(valid / (wav.numel() / num_frames))
 
 
 class BaselineFeatures(nn.Module):
@@ -160,10 +166,15 @@ class BaselineFeatures(nn.Module):
             feats = features.add_deltas(feats, p["order"], p["win_length"], p["mode"])
             return features.cmvn(feats, p["eps"]) if p["use_cmvn"] else feats
         o = p["options"]
-        return features.stft_feature(
-            _trim_trailing_zeros(wav), p["feat_type"], sample_rate=o["sample_rate"], win_ms=o["win_ms"],
-            hop_ms=o["hop_ms"], n_freq=o["n_freq"], n_mels=o["n_mels"], n_mfcc=o["n_mfcc"], log=p["log"],
-            delta=p["delta"], use_cmvn=p["use_cmvn"], eps=o["eps"])
+        feats = features.stft_feature(
+            wav, p["feat_type"], sample_rate=o["sample_rate"], win_ms=o["win_ms"], hop_ms=o["hop_ms"],
+            n_freq=o["n_freq"], n_mels=o["n_mels"], n_mfcc=o["n_mfcc"], log=p["log"], delta=p["delta"],
+            eps=o["eps"])  # (T, D)
+        if not p["use_cmvn"] or feats.size(0) == 0:
+            return feats
+        # statistics over a (D, T) layout, as the original: the summation order shows at 1e-6
+        kept = feats[: _cmvn_frames(wav, feats.size(0))].T.contiguous()  # (D, T)
+        return features.cmvn(kept, o["eps"], dim=1).T
 
     def forward(self, wavs: torch.Tensor, wavs_len: torch.Tensor):
         """wavs (B, T) zero-padded, wavs_len (B,) -> ([(B, T', D)], [(B,) frames per utterance])."""

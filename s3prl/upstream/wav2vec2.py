@@ -50,7 +50,9 @@ class Wav2Vec2Config:
     max_distance: int = 1280
     gru_rel_pos: bool = False
     crop_seq_to_multiple: int = 1
+    force_feature_proj: bool = False  # HF projects the features even when conv and encoder sizes agree
     normalize_waveform: bool = False  # the task's `normalize`: per-utterance zero mean, unit variance
+    normalize_eps: float = 1e-5  # fairseq layer_norm; HF's feature extractor uses 1e-7
     layer_norm_eps: float = 1e-5
     dropout: float = 0.1
     attention_dropout: float = 0.1
@@ -392,7 +394,8 @@ class Wav2Vec2(nn.Module):
         self.feature_extractor = FeatureExtractor(cfg)
         conv_dim = cfg.conv_layers[-1][0]
         self.feature_norm = nn.LayerNorm(conv_dim, eps=cfg.layer_norm_eps)
-        self.feature_proj = nn.Linear(conv_dim, cfg.embed_dim) if conv_dim != cfg.embed_dim else nn.Identity()
+        project = conv_dim != cfg.embed_dim or cfg.force_feature_proj
+        self.feature_proj = nn.Linear(conv_dim, cfg.embed_dim) if project else nn.Identity()
         self.encoder = Encoder(cfg)
 
     @property
@@ -413,7 +416,7 @@ class Wav2Vec2(nn.Module):
         count = lengths.clamp(min=1)[:, None].to(wavs.dtype)
         mean = (wavs * mask).sum(1, keepdim=True) / count
         var = (((wavs - mean) * mask) ** 2).sum(1, keepdim=True) / count
-        return (wavs - mean) * torch.rsqrt(var + 1e-5) * mask
+        return (wavs - mean) * torch.rsqrt(var + self.cfg.normalize_eps) * mask
 
     def forward(self, wavs: torch.Tensor, wavs_len: torch.Tensor):
         """wavs (B, T) zero-padded, wavs_len (B,) -> (hidden states [(B, T', C)], lengths [(B,)])."""

@@ -13,4 +13,14 @@ for name in fbank fbank_no_cmvn mfcc mel linear spectrogram; do
   "$PY" "$ORACLE/dump.py" --baseline "$name" --out "$OUT/baseline_$name.dump.pt" \
       --random-wavs 3 --seed 0 --min-sec 0.5 --max-sec 3 --lengths 400,559,1000,16001
 done
+# real recordings (8 kHz FSDD resampled by the oracle, a LibriSpeech flac, digital silence), when available
+DATA="${S3PRL_TEST_DATA:-}"
+if [ -n "$DATA" ] && [ -d "$DATA/fsdd" ]; then
+  for name in fbank mfcc mel; do
+    "$PY" "$ORACLE/dump.py" --baseline "$name" --out "$OUT/baseline_${name}_audio.dump.pt" \
+        --wav "$DATA/fsdd/recordings/0_jackson_0.wav" \
+              "$DATA/librispeech_test_other_mini/1688/1688-142285-0000.flac" \
+              "$DATA/ami_mini/empty.wav"
+  done
+fi
 echo "dumps written to $OUT"
