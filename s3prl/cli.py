@@ -118,7 +118,7 @@ def cmd_info(args) -> int:
         print(f"extra_conf:  {json.dumps(dict(entry.extra_conf))}")
     if entry.card:
         for field in ("paper", "citation", "data", "architecture"):
-            print(f"{field + ':':<13}{getattr(entry.card, field)}")
+            print(f"{field + ':':<14}{getattr(entry.card, field)}")
     return 0
 
 

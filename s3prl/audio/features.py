@@ -32,10 +32,9 @@ def compute_deltas(specgram: torch.Tensor, win_length: int = 5, mode: str = "rep
     n = (win_length - 1) // 2
     denom = n * (n + 1) * (2 * n + 1) / 3
     shape = specgram.shape
-    x = specgram.reshape(1, -1, shape[-1])  # (1, rows, T)
-    if shape[-1] == 0:
+    if specgram.numel() == 0:
         return specgram.clone()
-    x = F.pad(x, (n, n), mode=mode)
+    x = F.pad(specgram.reshape(1, -1, shape[-1]), (n, n), mode=mode)  # (1, rows, T + 2n)
     kernel = torch.arange(-n, n + 1, device=x.device, dtype=x.dtype).repeat(x.size(1), 1, 1)  # (rows, 1, 2n+1)
     return (F.conv1d(x, kernel, groups=x.size(1)) / denom).reshape(shape)
 
@@ -94,12 +93,16 @@ def power_spectrogram(wav: torch.Tensor, n_fft: int, hop_length: int, win_length
     return torch.fft.rfft(frames).abs().pow(2)  # (T, n_fft // 2 + 1)
 
 
-@functools.lru_cache(maxsize=8)
 def htk_mel_filters(n_freqs: int, n_mels: int, sample_rate: int, f_min: float = 0.0,
                     f_max: float | None = None) -> torch.Tensor:
     """Triangular HTK-scale mel filters over linearly spaced STFT bins, without area normalisation
-    (torchaudio's ``melscale_fbanks`` defaults). Returns (n_freqs, n_mels) float32 (the precision the
-    original computes them in); do not modify it."""
+    (torchaudio's ``melscale_fbanks`` defaults). Returns (n_freqs, n_mels) float32, the precision the
+    original computes them in."""
+    return _htk_mel_filters(n_freqs, n_mels, sample_rate, f_min, f_max).clone()
+
+
+@functools.lru_cache(maxsize=8)
+def _htk_mel_filters(n_freqs, n_mels, sample_rate, f_min=0.0, f_max=None):
     f_max = float(sample_rate // 2) if f_max is None else f_max
     freqs = torch.linspace(0, sample_rate // 2, n_freqs, dtype=torch.float32)
 
@@ -144,9 +147,9 @@ def stft_feature(wav: torch.Tensor, feat_type: str = "mel", *, sample_rate: int 
     if feat_type == "linear":
         feats = power
     elif feat_type == "mel":
-        feats = power @ htk_mel_filters(n_freq, n_mels, sample_rate).to(power)  # (T, n_mels)
+        feats = power @ _htk_mel_filters(n_freq, n_mels, sample_rate).to(power)  # (T, n_mels)
     else:
-        mel = power @ htk_mel_filters(n_freq, 128, sample_rate).to(power)  # (T, 128)
+        mel = power @ _htk_mel_filters(n_freq, 128, sample_rate).to(power)  # (T, 128)
         feats = (mel + 1e-6).log() @ _ortho_dct(n_mfcc, 128).to(power)  # (T, n_mfcc)
     if log:
         feats = (feats + eps).log()

@@ -22,14 +22,10 @@ from typing import Callable
 
 import torch.nn as nn
 
-from . import wav2vec2
-try:  # TEMP while files are written
-    from . import baseline, distiller
-except ImportError:
-    baseline = distiller = None
+from . import baseline, distiller, wav2vec2
 
 FAMILIES: dict[str, Callable[..., nn.Module]] = {
-    "baseline": baseline and baseline.build,
+    "baseline": baseline.build,
     "wav2vec2": wav2vec2.build,
     "hubert": wav2vec2.build,
     "data2vec": wav2vec2.build,
@@ -37,7 +33,7 @@ FAMILIES: dict[str, Callable[..., nn.Module]] = {
     "unispeech_sat": wav2vec2.build,
     "hf_wav2vec2": wav2vec2.build,
     "hf_hubert": wav2vec2.build,
-    "distiller": distiller and distiller.build,
+    "distiller": distiller.build,
 }
 
 

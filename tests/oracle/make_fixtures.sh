@@ -15,6 +15,12 @@ for spec in wav2vec2:tiny hubert:tiny wavlm:tiny data2vec:tiny distiller:tiny \
   "$PY" "$ORACLE/dump.py" --name "${fam}_local" --ckpt "$OUT/${fam}_$preset.pt" --out "$OUT/${fam}_$preset.dump.pt" \
       --random-wavs 2 --seed 0 --min-sec 0.6 --max-sec 1.2 --lengths 400,16000 --no-legacy > /dev/null
 done
+for pos in rel_pos rope; do  # wav2vec2-conformer (make_ckpt.py has no conformer preset)
+  "$PY" "$HERE/make_conformer_ckpt.py" "$pos" "$OUT/wav2vec2_tiny_conformer_$pos.pt"
+  "$PY" "$ORACLE/dump.py" --name wav2vec2_local --ckpt "$OUT/wav2vec2_tiny_conformer_$pos.pt" \
+      --out "$OUT/wav2vec2_tiny_conformer_$pos.dump.pt" \
+      --random-wavs 2 --seed 0 --min-sec 0.6 --max-sec 1.2 --lengths 400,16000 --no-legacy > /dev/null
+done
 for fam in wav2vec2 hubert data2vec; do
   "$PY" "$HERE/make_fairseq_raw.py" "$OUT/${fam}_tiny.pt" "$OUT/${fam}_tiny.raw"
 done
