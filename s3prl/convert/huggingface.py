@@ -428,8 +428,10 @@ def to_huggingface(model, model_type: str | None = None) -> tuple[dict, dict]:
         if qkv:
             for part, name in zip(value.chunk(3), "qkv"):
                 state[f"encoder.layers.{qkv.group(1)}.attention.{name}_proj.{qkv.group(2)}"] = part.clone()
-        elif rot:
-            state.setdefault("encoder.embed_positions.inv_freq", value)
+        elif rot:  # HF keeps one rotary table for the whole encoder
+            first = state.setdefault("encoder.embed_positions.inv_freq", value)
+            if not torch.equal(first, value):
+                raise ValueError("HuggingFace cannot express per-layer rotary tables (inv_freq differs by layer)")
         else:
             new = _rename(key, table)
             if new is None:

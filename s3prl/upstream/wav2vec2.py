@@ -105,26 +105,14 @@ class ConvLayer(nn.Module):
         elif norm == "layer":
             self.norm = nn.LayerNorm(out_ch)
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)  # (B, C, T)
-        if self.kind == "group":
-            x = masked_group_norm(x, lengths, self.norm)
+        if self.kind == "group":  # over the whole time axis: callers pass unpadded utterances
+            x = self.norm(x)
         elif self.kind == "layer":
             x = F.layer_norm(x.transpose(1, 2), (x.size(1),), self.norm.weight, self.norm.bias, self.norm.eps)
             x = x.transpose(1, 2)
         return F.gelu(x)
-
-
-def masked_group_norm(x: torch.Tensor, lengths: torch.Tensor, norm: nn.GroupNorm) -> torch.Tensor:
-    """GroupNorm with one group per channel whose statistics use each utterance's valid frames only."""
-    if bool((lengths == x.size(-1)).all()):
-        return F.group_norm(x, norm.num_groups, norm.weight, norm.bias, norm.eps)
-    mask = lengths_to_mask(lengths, x.size(-1))[:, None, :].to(x.dtype)  # (B, 1, T)
-    count = lengths.clamp(min=1)[:, None, None].to(x.dtype)
-    mean = (x * mask).sum(-1, keepdim=True) / count
-    var = (((x - mean) * mask) ** 2).sum(-1, keepdim=True) / count
-    x = (x - mean) * torch.rsqrt(var + norm.eps)
-    return x * norm.weight[None, :, None] + norm.bias[None, :, None]
 
 
 class FeatureExtractor(nn.Module):
@@ -143,12 +131,23 @@ class FeatureExtractor(nn.Module):
         self.conv_layers = nn.ModuleList(layers)
         self.conv_specs = cfg.conv_layers
 
-    def forward(self, wavs: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def run(self, wavs: torch.Tensor) -> torch.Tensor:
         x = wavs[:, None, :]  # (B, 1, T)
-        for layer, spec in zip(self.conv_layers, self.conv_specs):
-            lengths = conv_output_lengths(lengths, [spec])
-            x = layer(x, lengths)
-        return x.transpose(1, 2), lengths  # (B, T', C)
+        for layer in self.conv_layers:
+            x = layer(x)
+        return x.transpose(1, 2)  # (B, T', C)
+
+    def forward(self, wavs: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Utterances of different lengths run one by one on their own samples: the first conv's GroupNorm
+        then sees no padding, and no time is spent convolving zeros (a third of the model's FLOPs)."""
+        out_lens = conv_output_lengths(lengths, self.conv_specs)
+        if bool((lengths == wavs.size(1)).all()):
+            return self.run(wavs), out_lens
+        padded = wavs.new_zeros(wavs.size(0), int(out_lens.max()), self.conv_specs[-1][0])
+        for b, (n, frames) in enumerate(zip(lengths.tolist(), out_lens.tolist())):
+            if frames > 0:  # shorter than the receptive field: no frame at all
+                padded[b, :frames] = self.run(wavs[b : b + 1, :n])[0]
+        return padded, out_lens
 
 
 # ---------------------------------------------------------------------------------------------
