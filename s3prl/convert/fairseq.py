@@ -59,8 +59,6 @@ DROP = [
     r"target_glu\..+",
     r"_ema",
     r"ema\..+",
-    r"spk_proj\..+",  # UniSpeech-SAT speaker-contrastive head
-    r"layer_norm_for_extract\..+",
 ]
 
 KEY_MAP = [
