@@ -4,11 +4,11 @@ One model serves wav2vec 2.0 (Base/Large, XLSR-53, XLS-R, VoxPopuli, s2st), HuBE
 HuBERT-MGR, MS-HuBERT), data2vec-audio, WavLM and UniSpeech-SAT (gated relative position bias) and
 wav2vec2-conformer (relative / rotary positions): they differ only in configuration switches.
 
-Exactness: every utterance of a padded batch gets exactly what it would get alone. The first conv's
-GroupNorm normalises over each utterance's own frames, frames past an utterance's end are zeroed
-before every operation that looks across time (positional convs, conformer depthwise convs), and
-attention masks padded keys. Per-frame work (projections, FFN, norms) runs on the valid frames only,
-packed, so padding costs no matmul time.
+Exactness: every utterance of a padded batch gets exactly what it would get alone. The conv feature
+extractor runs each utterance on its own samples (so the first conv's GroupNorm never sees padding),
+frames past an utterance's end are zeroed before every operation that looks across time (positional
+convs, conformer depthwise convs), and attention masks padded keys. Per-frame work (projections, FFN,
+norms) runs on the valid frames only, packed, so padding costs no matmul time.
 """
 
 from __future__ import annotations
