@@ -87,12 +87,15 @@ def test_torch_hub_load_local(tmp_path):
     assert len(out["hidden_states"]) == 3
 
 
-def test_available_names_and_unimplemented_family():
+def test_available_names_and_unimplemented_family(monkeypatch):
+    from s3prl import registry
+
     names = S3PRLUpstream.available_names()
     assert "hubert_base" in names and "wav2vec2_custom" in names
     assert "wav2vec2_custom" not in S3PRLUpstream.available_names(only_registered_ckpt=True)
-    with pytest.raises(FamilyNotImplementedError, match="family 'tera'.*not implemented yet"):
-        S3PRLUpstream("tera_local", path_or_url=W2V2)
+    monkeypatch.setitem(registry.REGISTRY, "future_model", registry.user("future_family"))
+    with pytest.raises(FamilyNotImplementedError, match="family 'future_family'.*not implemented yet"):
+        S3PRLUpstream("future_model", path_or_url=W2V2)
     with pytest.raises(ValueError, match="Did you mean"):
         S3PRLUpstream("hubert_bas")
 

@@ -1,0 +1,24 @@
+"""Corpus readers for the SUPERB utterance-level tasks and small offline stand-ins.
+
+Each reader is a pure function of a corpus folder and a few options that returns
+``{"train": [...], "dev": [...], "test": [...]}`` lists of :class:`s3prl.downstream.data.Example`,
+in a deterministic order, without decoding audio. A folder that does not have the expected layout
+raises :class:`CorpusLayoutError` naming the missing file or folder and showing the layout.
+
+==========================  ==========================================  =====================================
+module                      task                                        reader(s)
+==========================  ==========================================  =====================================
+``speech_commands``         KS: Speech Commands v0.01, 12 classes       ``load``, ``class_weights``
+``fluent_commands``         IC: Fluent Speech Commands, 3 slots          ``load``, ``slot_vocabularies``
+``voxceleb1``               SID and ASV on VoxCeleb1                    ``load_sid``, ``load_asv``, ``read_trials``
+``iemocap``                 ER: IEMOCAP, 4 classes, 5 folds              ``load(root, fold)``
+``fsdd``                    digits / speakers (offline stand-in)        ``load(root, task)``
+``librispeech_speakers``    SID / ASV on LibriSpeech-style folders       ``load``, ``load_asv``, ``make_trials``
+==========================  ==========================================  =====================================
+"""
+
+from . import fluent_commands, fsdd, iemocap, librispeech_speakers, speech_commands, voxceleb1
+from ._common import CorpusLayoutError
+
+__all__ = ["CorpusLayoutError", "fluent_commands", "fsdd", "iemocap", "librispeech_speakers",
+           "speech_commands", "voxceleb1"]
