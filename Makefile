@@ -18,8 +18,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PIP) install -q -e '.[test]'
 	touch $@
 
+# The demo benchmarks fbank and mfcc on spoken digits it synthesizes with espeak-ng (installed here when missing).
 demo: $(VENV)/.installed
-	$(VENV)/bin/s3prl extract --outdir demo_output
+	@command -v espeak-ng >/dev/null 2>&1 || { \
+	  echo "make demo: installing espeak-ng with apt-get (the demo synthesizes its recordings with it)"; \
+	  apt-get install -y -q espeak-ng >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q espeak-ng >/dev/null; }; }
+	$(VENV)/bin/s3prl demo --outdir demo_output
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

@@ -1,4 +1,4 @@
-"""The ``s3prl`` command: ``list``, ``info`` and ``extract``."""
+"""The ``s3prl`` command: ``list``, ``info``, ``extract``, ``downstream`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="audio seconds per batch; files are sorted by length and batched by duration (default: 60)")
     p.add_argument("--overwrite", action="store_true", help="extract again files whose output exists")
     p.set_defaults(run=cmd_extract)
+    add_downstream_parser(sub)
     return parser
 
 
@@ -251,6 +252,83 @@ def parse_layers(spec: str | None, num_layers: int) -> list[int]:
     if bad:
         raise ValueError(f"--layers {bad} out of range: this upstream has {num_layers} hidden states")
     return [l % num_layers for l in layers]
+
+
+# ------------------------------------------------------------------------------------------------
+# downstream (the SUPERB runner) and demo
+# ------------------------------------------------------------------------------------------------
+
+
+def add_downstream_parser(sub) -> None:
+    """``s3prl downstream train|evaluate``: the original ``run_downstream.py`` options where they make sense."""
+    p = sub.add_parser(
+        "downstream", help="train / evaluate a SUPERB downstream task on an upstream",
+        description="Benchmark an upstream on a downstream task (SUPERB protocol: frozen upstream, weighted sum "
+                    "of its hidden states, the task's head). Results go to result/downstream/EXPNAME. "
+                    "Run under torchrun for several GPUs or machines.")
+    p.add_argument("mode", nargs="?", choices=["train", "evaluate"])
+    p.add_argument("-u", "--upstream", help="upstream registry name (s3prl list)")
+    p.add_argument("-k", "--upstream_ckpt", help="the upstream's checkpoint file, folder or URL")
+    p.add_argument("--extra-conf", dest="extra_conf", help="JSON options of the upstream entry")
+    p.add_argument("-s", "--upstream_feature_selection", default="hidden_states",
+                   help="hidden_states (all, default), last_hidden_state, hidden_state_N, or a family's own "
+                        "selection such as fairseq_layers")
+    p.add_argument("-l", "--upstream_layer_selection", type=int, help="use this one hidden state only")
+    p.add_argument("--upstream_feature_normalize", action="store_true",
+                   help="layer-normalise each hidden state before the weighted sum")
+    p.add_argument("-f", "--upstream_trainable", action="store_true", help="fine-tune the upstream too")
+    p.add_argument("-d", "--downstream", help="task name (see s3prl downstream --help-tasks)")
+    p.add_argument("-n", "--expname", help="experiment name: result/downstream/EXPNAME")
+    p.add_argument("-p", "--expdir", help="experiment folder (instead of -n)")
+    p.add_argument("-c", "--config", help="YAML with sections train / task / data overriding the task's defaults")
+    p.add_argument("-o", "--override", help="'train.lr=1e-3,,task.root=/data/x' (YAML values, nothing evaluated)")
+    p.add_argument("-e", "--past_exp", help="resume (train) or evaluate this checkpoint or experiment folder")
+    p.add_argument("-a", "--auto_resume", action="store_true", help="resume the experiment if it has checkpoints")
+    p.add_argument("-t", "--evaluate_split", default="test", help="split for evaluate (default: test)")
+    p.add_argument("--no-cache", dest="no_cache", action="store_true",
+                   help="do not cache a frozen upstream's hidden states (recompute them every epoch)")
+    p.add_argument("--cache-dir", dest="cache_dir", help="feature cache folder (default: $S3PRL_CACHE/features)")
+    p.add_argument("--cache-fp16", dest="cache_fp16", action="store_true", help="store cached features as float16")
+    p.add_argument("--stop-after", dest="stop_after", type=int,
+                   help="stop with a checkpoint after this many steps (resume later with -a)")
+    p.add_argument("--help-tasks", action="store_true", help="list the tasks and exit")
+    p.set_defaults(run=cmd_downstream)
+
+    p = sub.add_parser("demo", help="benchmark fbank and mfcc on spoken digits synthesized here (offline)",
+                       description="A complete SUPERB-style benchmark that needs no download: synthesizes spoken "
+                                   "digits with espeak-ng, trains the same runner on several upstreams and prints "
+                                   "the results table and the layer-weight plot.")
+    p.add_argument("-o", "--outdir", default="demo_output", help="output folder (default: demo_output)")
+    p.add_argument("-u", "--upstreams", default="fbank,mfcc", help="comma-separated upstreams (default: fbank,mfcc)")
+    p.add_argument("--steps", type=int, default=None, help="training steps per upstream (default: the task's)")
+    p.set_defaults(run=cmd_demo)
+
+
+def cmd_downstream(args) -> int:
+    from .downstream import runner, tasks
+
+    if args.help_tasks:
+        for task in tasks.TASKS.values():
+            print(f"{task.name:<18} {task.description}")
+        return 0
+    if args.mode is None:
+        raise ValueError("give a mode: s3prl downstream train|evaluate ... (--help-tasks lists the tasks)")
+    overrides = []
+    if args.no_cache:
+        overrides.append("data.cache=false")
+    if args.cache_dir:
+        overrides.append(f"data.cache_dir={args.cache_dir}")
+    if args.cache_fp16:
+        overrides.append("data.cache_fp16=true")
+    if overrides:
+        args.override = ",,".join(filter(None, [*overrides, args.override]))
+    return runner.cmd_train(args) if args.mode == "train" else runner.cmd_evaluate(args)
+
+
+def cmd_demo(args) -> int:
+    from .downstream import demo
+
+    return demo.run(args.outdir, [u for u in args.upstreams.split(",") if u], steps=args.steps)
 
 
 if __name__ == "__main__":

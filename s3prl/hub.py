@@ -36,6 +36,8 @@ class LegacyUpstream(nn.Module):
         for i, wav in enumerate(wavs):
             if wav.dim() != 1 or not wav.is_floating_point():
                 raise ValueError(f"wav {i}: expected a 1-D float tensor, got shape {tuple(wav.shape)} {wav.dtype}")
+        if hasattr(self.model, "legacy_forward"):  # entries with their own outputs (MOS predictors: `scores`)
+            return self.model.legacy_forward(list(wavs))
         lengths = torch.tensor([len(w) for w in wavs], device=wavs[0].device)
         padded = torch.nn.utils.rnn.pad_sequence(list(wavs), batch_first=True)
         if padded.size(1) < MIN_SAMPLES:

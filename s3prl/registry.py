@@ -569,6 +569,7 @@ REGISTRY: dict[str, Entry] = {
         "multires_hubert", f"{HF}/s3prl/mr_hubert/resolve/main/multi_large_600k.pt", card=MRHUBERT_MULTI_CARD),
     # ---------------------------------------------------------------- espnet_hubert
     # urls = (checkpoint .pth, ESPnet config.yaml). Needs no espnet here; the original needs espnet2.
+    # S3PRLUpstream downloads only urls[0]: `config=` (extra_conf) hands the yaml's URL to the builder.
     "espnet_hubert_custom": user("espnet_hubert"),  # also config= (ESPnet config.yaml path)
     "espnet_hubert_local": user("espnet_hubert"),
     "cvhubert": named(
@@ -577,6 +578,8 @@ REGISTRY: dict[str, Entry] = {
         "hubert_iter2_train_ssl_torchaudiohubert_base_960h_pretrain_it2_raw/latest.pth",
         f"{HF}/espnet/espnet_cvhubert/raw/main/exp/"
         "hubert_iter2_train_ssl_torchaudiohubert_base_960h_pretrain_it2_raw/config.yaml",
+        config=f"{HF}/espnet/espnet_cvhubert/raw/main/exp/"
+               "hubert_iter2_train_ssl_torchaudiohubert_base_960h_pretrain_it2_raw/config.yaml",
         card=ESPNET_HUBERT_CARD),
     "wavlablm_ek_40k": named(
         "espnet_hubert",
@@ -584,6 +587,8 @@ REGISTRY: dict[str, Entry] = {
         "hubert_iter2_train_ssl_torchaudiohubert_large_960h_pretrain_it2_cont_raw_layer_9/5epoch.pth",
         f"{HF}/espnet/WavLabLM-EK-40k/raw/main/exp_li/"
         "hubert_iter2_train_ssl_torchaudiohubert_large_960h_pretrain_it2_cont_raw_layer_9/config.yaml",
+        config=f"{HF}/espnet/WavLabLM-EK-40k/raw/main/exp_li/"
+               "hubert_iter2_train_ssl_torchaudiohubert_large_960h_pretrain_it2_cont_raw_layer_9/config.yaml",
         card=WAVLABLM_CARD),
     "wavlablm_ms_40k": named(
         "espnet_hubert",
@@ -591,6 +596,8 @@ REGISTRY: dict[str, Entry] = {
         "hubert_iter2_train_ssl_torchaudiohubert_large_960h_pretrain_it2_wavlm_babel_light_raw_layer_9/5epoch.pth",
         f"{HF}/espnet/WavLabLM-MS-40k/raw/main/exp_babel/"
         "hubert_iter2_train_ssl_torchaudiohubert_large_960h_pretrain_it2_wavlm_babel_light_raw_layer_9/config.yaml",
+        config=f"{HF}/espnet/WavLabLM-MS-40k/raw/main/exp_babel/"
+               "hubert_iter2_train_ssl_torchaudiohubert_large_960h_pretrain_it2_wavlm_babel_light_raw_layer_9/config.yaml",
         card=WAVLABLM_CARD),
     "wavlablm_mk_40k": named(
         "espnet_hubert",
@@ -598,6 +605,8 @@ REGISTRY: dict[str, Entry] = {
         "hubert_iter2_train_ssl_torchaudiohubert_large_960h_pretrain_it2_wavlm_raw_layer_9/valid.acc_m.ave_10best.pth",
         f"{HF}/espnet/WavLabLM-MK-40k/raw/main/exp_li/"
         "hubert_iter2_train_ssl_torchaudiohubert_large_960h_pretrain_it2_wavlm_raw_layer_9/config.yaml",
+        config=f"{HF}/espnet/WavLabLM-MK-40k/raw/main/exp_li/"
+               "hubert_iter2_train_ssl_torchaudiohubert_large_960h_pretrain_it2_wavlm_raw_layer_9/config.yaml",
         card=WAVLABLM_CARD),
     "espnet_hubert_base_iter1": named(
         "espnet_hubert",
@@ -605,6 +614,8 @@ REGISTRY: dict[str, Entry] = {
         "resolve/main/exp/hubert_iter1_train_ssl_torchaudiohubert_base_960h_pretrain_it1_raw/valid.loss.ave.pth",
         f"{HF}/espnet/simpleoier_librispeech_hubert_iter1_train_ssl_torchaudiohubert_base_960h_pretrain_it1_raw/"
         "raw/main/exp/hubert_iter1_train_ssl_torchaudiohubert_base_960h_pretrain_it1_raw/config.yaml",
+        config=f"{HF}/espnet/simpleoier_librispeech_hubert_iter1_train_ssl_torchaudiohubert_base_960h_pretrain_it1_raw/"
+               "raw/main/exp/hubert_iter1_train_ssl_torchaudiohubert_base_960h_pretrain_it1_raw/config.yaml",
         card=ESPNET_HUBERT_CARD),
     "espnet_hubert_base_iter0": named(
         "espnet_hubert",
@@ -612,6 +623,8 @@ REGISTRY: dict[str, Entry] = {
         "resolve/main/exp/hubert_iter0_train_ssl_torchaudiohubert_base_960h_pretrain_it0_raw/valid.loss.ave.pth",
         f"{HF}/espnet/simpleoier_librispeech_hubert_iter0_train_ssl_torchaudiohubert_base_960h_pretrain_it0_raw/"
         "raw/main/exp/hubert_iter0_train_ssl_torchaudiohubert_base_960h_pretrain_it0_raw/config.yaml",
+        config=f"{HF}/espnet/simpleoier_librispeech_hubert_iter0_train_ssl_torchaudiohubert_base_960h_pretrain_it0_raw/"
+               "raw/main/exp/hubert_iter0_train_ssl_torchaudiohubert_base_960h_pretrain_it0_raw/config.yaml",
         card=ESPNET_HUBERT_CARD),
     # Quirk: the original's config URL for this entry uses ".../blob/main/..." (HuggingFace's HTML viewer page,
     # not the file). We use ".../raw/main/..." like the other ESPnet entries, which serves the yaml itself.
@@ -621,6 +634,8 @@ REGISTRY: dict[str, Entry] = {
         "hubert_iter1_train_ssl_torchaudiohubert_large_960h_pretrain_it2_bins_raw/valid.loss.ave_10best.pth",
         f"{HF}/espnet/hubert_large_gs_16_librilight60k/raw/main/mnt/datastore/exp/"
         "hubert_iter1_train_ssl_torchaudiohubert_large_960h_pretrain_it2_bins_raw/config.yaml",
+        config=f"{HF}/espnet/hubert_large_gs_16_librilight60k/raw/main/mnt/datastore/exp/"
+               "hubert_iter1_train_ssl_torchaudiohubert_large_960h_pretrain_it2_bins_raw/config.yaml",
         card=ESPNET_HUBERT_CARD),
     # ---------------------------------------------------------------- wav2vec (v1)
     "wav2vec_custom": user("wav2vec"),  # defined twice in the original hubconf (identical); also legacy=True
@@ -766,6 +781,8 @@ REGISTRY: dict[str, Entry] = {
     "byol_a_1024": named("byol_a", f"{BYOL_A}/AudioNTT2020-BYOLA-64x96d1024.pth", card=BYOL_A_1024_CARD,
                          feature_d=1024, window_secs=1.0, stride_secs=1.0),
     "byol_a_512": named("byol_a", f"{BYOL_A}/AudioNTT2020-BYOLA-64x96d512.pth", card=BYOL_A_512_CARD,
+                        # digest of the released file (read from a mirror of the byol-a repository)
+                        sha256=("6cc64226318494f06ef41d7e5810be7d37abfd6490da45abdab48f188c5332e2",),
                         feature_d=512, window_secs=1.0, stride_secs=1.0),
     "byol_s_default": named(
         "byol_s", f"{BYOL_S}/default2048_BYOLAs64x96-2105311814-e100-bs256-lr0003-rs42.pth", card=BYOL_S_DEFAULT_CARD,

@@ -10,9 +10,11 @@ from parity import compare_with_dump
 from s3prl.nn import S3PRLUpstream
 
 FIXTURES = Path(__file__).parent / "fixtures" / "oracle"
-CASES = sorted(p.name[: -len(".dump.pt")] for p in FIXTURES.glob("*.dump.pt"))
 ENTRY = {"wav2vec2": "wav2vec2_local", "hubert": "hubert_local", "wavlm": "wavlm_local",
          "data2vec": "data2vec_local", "distiller": "distiller_local"}
+CASES = sorted(  # the wav2vec 2.0 family's fixtures (other families test theirs in their own files)
+    p.name[: -len(".dump.pt")] for p in FIXTURES.glob("*_tiny*.dump.pt") if p.name.split("_tiny")[0] in ENTRY
+)
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from .. import registry
 from ..upstream import build as build_family
+from ..upstream import check_buildable
 
 MIN_SAMPLES = 800  # the original pads inputs shorter than 0.05 s at 16 kHz to this many samples
 
@@ -36,6 +37,7 @@ def build_upstream(name: str, path_or_url: str | None = None, refresh: bool = Fa
     """The family model (no length contract) for a registry name; used by S3PRLUpstream and the hub."""
     canonical, entry = registry.resolve(name)
     options = {**entry.extra_conf, **(extra_conf or {})}
+    check_buildable(entry.family, canonical)  # before downloading anything
     local = resolve_source(canonical, entry, path_or_url, refresh)
     return build_family(entry.family, canonical, local, options)
 

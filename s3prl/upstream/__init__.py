@@ -22,9 +22,54 @@ from typing import Callable
 
 import torch.nn as nn
 
-from . import baseline, distiller, wav2vec2
+from . import (
+    apc,
+    ast,
+    baseline,
+    byol_a,
+    byol_s,
+    cpc,
+    decoar,
+    distiller,
+    espnet_hubert,
+    example,
+    lighthubert,
+    log_stft,
+    mae_ast,
+    mockingjay,
+    mos_prediction,
+    multires_hubert,
+    npc,
+    pase,
+    passt,
+    roberta,
+    timit_phone,
+    vggish,
+    wav2vec,
+    wav2vec2,
+)
 
 FAMILIES: dict[str, Callable[..., nn.Module]] = {
+    "lighthubert": lighthubert.build,
+    "multires_hubert": multires_hubert.build,
+    "espnet_hubert": espnet_hubert.build,
+    "mos_prediction": mos_prediction.build,
+    "log_stft": log_stft.build,
+    "example": example.build,
+    "timit_phone": timit_phone.build,
+    "pase": pase.build,
+    "ast": ast.build,
+    "ssast": ast.build_ssast,
+    "mae_ast": mae_ast.build,
+    "passt": passt.build,
+    "byol_a": byol_a.build,
+    "byol_s": byol_s.build,
+    "vggish": vggish.build,
+    "apc": apc.build,
+    "npc": npc.build,
+    "decoar": decoar.build_decoar,
+    "decoar_layers": decoar.build_decoar_layers,
+    "decoar2": decoar.build_decoar2,
     "baseline": baseline.build,
     "wav2vec2": wav2vec2.build,
     "hubert": wav2vec2.build,
@@ -34,6 +79,14 @@ FAMILIES: dict[str, Callable[..., nn.Module]] = {
     "hf_wav2vec2": wav2vec2.build,
     "hf_hubert": wav2vec2.build,
     "distiller": distiller.build,
+    "mockingjay": mockingjay.build,
+    "tera": mockingjay.build,
+    "audio_albert": mockingjay.build,
+    "spec_augment": mockingjay.build,
+    "wav2vec": wav2vec.build,
+    "vq_wav2vec": wav2vec.build,
+    "roberta": roberta.build,
+    "cpc": cpc.build,
 }
 
 
@@ -41,11 +94,22 @@ class FamilyNotImplementedError(NotImplementedError):
     pass
 
 
-def build(family: str, name: str, ckpt: str | None, options: dict) -> nn.Module:
-    """Build the model of ``family`` for registry name ``name``."""
+# Families whose builder only explains why they cannot be built here (asked before any download).
+UNAVAILABLE = {"pase": pase.build}
+
+
+def check_buildable(family: str, name: str) -> None:
+    """Raise a clear error, before anything is downloaded, when ``family`` cannot be built."""
     if family not in FAMILIES:
         raise FamilyNotImplementedError(
             f"Upstream {name!r} belongs to family {family!r}, which is not implemented yet in this "
             f"version of s3prl. Implemented families: {', '.join(sorted(set(FAMILIES)))}."
         )
+    if family in UNAVAILABLE:
+        UNAVAILABLE[family](None)
+
+
+def build(family: str, name: str, ckpt: str | None, options: dict) -> nn.Module:
+    """Build the model of ``family`` for registry name ``name``."""
+    check_buildable(family, name)
     return FAMILIES[family](ckpt, **options)

@@ -6,7 +6,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ORACLE="${S3PRL_ORACLE_DIR:-$HERE/../../../shared/tools/s3prl-oracle}"
-PY="$(bash "$ORACLE/setup.sh" | tail -1)"
+PY="$(cd / && bash "$ORACLE/setup.sh" | tail -1)"  # from /: a checkout on the path would shadow the original s3prl
 OUT="${1:-${S3PRL_ORACLE_DUMPS:-/tmp/s3prl-oracle-dumps}}"
 PRESETS="${PRESETS:-tiny tiny_large base}"
 mkdir -p "$OUT"

@@ -5,7 +5,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ORACLE="${S3PRL_ORACLE_DIR:-$HERE/../../../shared/tools/s3prl-oracle}"
-PY="$(bash "$ORACLE/setup.sh" | tail -1)"
+PY="$(cd / && bash "$ORACLE/setup.sh" | tail -1)"  # from /: a checkout on the path would shadow the original s3prl
 OUT="$HERE/../fixtures/oracle"
 mkdir -p "$OUT"
 for spec in wav2vec2:tiny hubert:tiny wavlm:tiny data2vec:tiny distiller:tiny \

@@ -1,0 +1,120 @@
+"""Run configuration: the task's defaults, a ``-c`` YAML file, ``-o`` overrides; and how the upstream is read.
+
+A configuration is a dict with sections ``train`` (``s3prl.train.TrainConfig`` fields), ``task`` (the corpus
+options) and ``data`` (batching, crops, cache); it is saved as ``config.yaml`` and in every checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import asdict, dataclass
+
+import yaml
+
+from .. import train as trainer
+from . import tasks
+
+DATA_DEFAULTS = {"batch_seconds": 32.0, "eval_batch_seconds": 128.0, "crop_seconds": None, "balanced": False,
+                 "min_seconds": None, "dither": 0.0, "num_workers": 2, "cache": True, "cache_fp16": False, "cache_dir": None}
+# the original's `-o config.<section>.<key>` names for the values that have a home here
+ORIGINAL_KEYS = {"runner.total_steps": "train.total_steps", "runner.gradient_clipping": "train.gradient_clipping",
+                 "runner.gradient_accumulate_steps": "train.gradient_accumulate_steps",
+                 "runner.log_step": "train.log_step", "runner.eval_step": "train.eval_step",
+                 "runner.save_step": "train.save_step", "runner.max_keep": "train.max_keep",
+                 "optimizer.lr": "train.lr", "optimizer.torch_optim_name": "train.optimizer"}
+
+
+def default_config(task: tasks.Task) -> dict:
+    return {"task_name": task.name,
+            "train": {**asdict(trainer.TrainConfig()), **task.train},
+            "task": dict(task.options),
+            "data": {**DATA_DEFAULTS, **task.data}}
+
+
+def merge(config: dict, update: dict, where: str) -> dict:
+    """``config`` with ``update``'s values; unknown keys raise naming ``where``."""
+    out = copy.deepcopy(config)
+    for section, values in update.items():
+        if section == "task_name":
+            continue
+        if section not in out or not isinstance(values, dict):
+            raise ValueError(f"{where}: unknown section {section!r}; sections: train, task, data")
+        unknown = sorted(set(values) - set(out[section]))
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {unknown} in {section!r}; known: {sorted(out[section])}")
+        out[section].update({k: numeric(v) for k, v in values.items()})
+    return out
+
+
+def numeric(value):
+    """YAML 1.1 reads ``1e-4`` (no dot) as a string; such values are meant as numbers."""
+    if isinstance(value, str) and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+", value.strip()):
+        return float(value)
+    return value
+
+
+def parse_overrides(text: str | None) -> dict:
+    """``"train.lr=1e-3,,task.root=/data/x"`` -> ``{"train": {"lr": 0.001}, "task": {"root": "/data/x"}}``.
+
+    Values are read as YAML scalars (numbers, booleans, null, lists); nothing is evaluated. The original's
+    ``config.runner.total_steps=...`` style is accepted for the keys in ``ORIGINAL_KEYS``.
+    """
+    out: dict = {}
+    for item in (text or "").split(",,"):
+        if not item.strip():
+            continue
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ValueError(f"-o: {item!r} is not KEY=VALUE (items are separated by ',,')")
+        key = key.strip().removeprefix("config.").removeprefix("downstream_expert.datarc.")
+        key = ORIGINAL_KEYS.get(key, key)
+        section, dot, name = key.partition(".")
+        if not dot:
+            raise ValueError(f"-o: key {key!r} must be SECTION.NAME, e.g. train.lr or task.root")
+        value = yaml.safe_load(raw) if raw.strip() else None
+        out.setdefault(section, {})[name] = value
+    return out
+
+
+def build_config(task: tasks.Task, args) -> dict:
+    config = default_config(task)
+    if args.config:
+        with open(args.config) as f:
+            config = merge(config, yaml.safe_load(f) or {}, args.config)
+    config = merge(config, parse_overrides(args.override), "-o")
+    flags = {name: getattr(args, name) for name in config["train"] if getattr(args, name, None) is not None}
+    config["train"].update(flags)
+    return config
+
+
+@dataclass
+class UpstreamSpec:
+    """How the upstream is built and read (stored in every checkpoint as ``Config["upstream"]``)."""
+
+    name: str
+    ckpt: str | None = None
+    extra_conf: dict | None = None
+    feature_selection: str = "hidden_states"
+    layer: int | None = None
+    trainable: bool = False
+    normalize: bool = False  # layer norm of each hidden state before the weighted sum
+
+
+def layer_selection(spec: UpstreamSpec, num_layers: int) -> list[int] | None:
+    """The Featurizer's layers: ``-l`` picks one; ``-s last_hidden_state`` / ``hidden_state_N`` too."""
+    if spec.layer is not None:
+        return [spec.layer]
+    if spec.feature_selection == "last_hidden_state":
+        return [num_layers - 1]
+    if spec.feature_selection.startswith("hidden_state_"):
+        return [int(spec.feature_selection.rsplit("_", 1)[1])]
+    return None
+
+
+def spec_from_args(args) -> UpstreamSpec:
+    extra = json.loads(args.extra_conf) if args.extra_conf else None
+    return UpstreamSpec(name=args.upstream, ckpt=args.upstream_ckpt, extra_conf=extra,
+                        feature_selection=args.upstream_feature_selection, layer=args.upstream_layer_selection,
+                        trainable=args.upstream_trainable, normalize=args.upstream_feature_normalize)
