@@ -250,7 +250,8 @@ HF_KEYS = [
     (r"embeddings\.patch_embeddings\.projection\.(weight|bias)", r"patch_embed.proj.\1"),
     (_HF_LAYER + r"layernorm_before\.(weight|bias)", r"transformer.blocks.\1.norm1.\2"),
     (_HF_LAYER + r"layernorm_after\.(weight|bias)", r"transformer.blocks.\1.norm2.\2"),
-    (_HF_LAYER + r"(?:attention\.o_proj|attention\.output\.dense)\.(weight|bias)", r"transformer.blocks.\1.attn.proj.\2"),
+    (_HF_LAYER + r"(?:attention\.o_proj|attention\.output\.dense)\.(weight|bias)",
+     r"transformer.blocks.\1.attn.proj.\2"),
     (_HF_LAYER + r"(?:mlp\.fc1|intermediate\.dense)\.(weight|bias)", r"transformer.blocks.\1.mlp.fc1.\2"),
     (_HF_LAYER + r"(?:mlp\.fc2|output\.dense)\.(weight|bias)", r"transformer.blocks.\1.mlp.fc2.\2"),
     (r"layernorm\.(weight|bias)", r"transformer.norm.\1"),
@@ -290,7 +291,8 @@ def import_huggingface(folder: str, window_secs: float, stride_secs: float, feat
     vit = ViTConfig(embed_dim=dim, depth=int(hf.get("num_hidden_layers", 12)),
                     num_heads=int(hf.get("num_attention_heads", 12)), mlp_dim=int(hf.get("intermediate_size", 3072)),
                     layer_norm_eps=eps, qkv_bias=bool(hf.get("qkv_bias", True)))
-    patch, strides = int(hf.get("patch_size", 16)), (int(hf.get("frequency_stride", 10)), int(hf.get("time_stride", 10)))
+    patch = int(hf.get("patch_size", 16))
+    strides = (int(hf.get("frequency_stride", 10)), int(hf.get("time_stride", 10)))
     bins, max_length = int(hf.get("num_mel_bins", 128)), int(hf.get("max_length", 1024))
     window, hop, target, _ = window_geometry(window_secs, stride_secs)
     cfg = ASTConfig(vit=vit, kernel=(patch, patch), stride=strides, num_mel_bins=bins, target_length=target,
@@ -321,7 +323,8 @@ def to_huggingface(model: SpectrogramTransformer) -> tuple[dict, dict]:
     if cfg.num_classes:
         config["num_labels"] = cfg.num_classes
     ours = model.state_dict()
-    out = {prefix + "embeddings.cls_token": ours["cls_token"], prefix + "embeddings.distillation_token": ours["dist_token"],
+    out = {prefix + "embeddings.cls_token": ours["cls_token"],
+           prefix + "embeddings.distillation_token": ours["dist_token"],
            prefix + "embeddings.position_embeddings": ours["pos_embed"]}
     for kind in ("weight", "bias"):
         out[f"{prefix}embeddings.patch_embeddings.projection.{kind}"] = ours[f"patch_embed.proj.{kind}"]
@@ -363,7 +366,8 @@ def build_ssast(ckpt: str | None, model_size: str = "base_f", window_secs: float
                 **options) -> SpectrogramTransformer:
     """``ssast_frame_base`` / ``ssast_patch_base``: an SSAST pretraining ``.pth``; windows never overlap."""
     if options:
-        raise TypeError(f"unknown option(s) for SSAST: {', '.join(sorted(options))} (accepted: window_secs, model_size)")
+        raise TypeError(f"unknown option(s) for SSAST: {', '.join(sorted(options))} "
+                        "(accepted: window_secs, model_size)")
     if ckpt is None:
         raise ValueError("SSAST needs a checkpoint: pass path_or_url")
     return import_ssast(ckpt_io.load_checkpoint(ckpt), ckpt, model_size, window_secs)

@@ -150,8 +150,9 @@ class PaSST(nn.Module):
     def forward(self, wavs: torch.Tensor, wavs_len: torch.Tensor):
         short = [n for n in wavs_len.tolist() if n < self.min_samples()]
         if short:
-            raise ValueError(f"PaSST needs at least {self.min_samples()} samples ({self.min_samples() / SAMPLE_RATE:.3f}"
-                             f" s) per utterance: its windows are reflect-padded by half their length; got {short}")
+            n = self.min_samples()
+            raise ValueError(f"PaSST needs at least {n} samples ({n / SAMPLE_RATE:.3f} s) per utterance: its windows "
+                             f"are reflect-padded by half their length; got {short}")
         signals = [self.upsample(wavs[b, :n]) for b, n in enumerate(wavs_len.tolist())]
         parts = [self.level(signals, self.cfg.window * f, self.embed) for f in self.cfg.factors]
         if self.cfg.mel_window:
@@ -196,8 +197,8 @@ def build(ckpt: str | None, arch: str | None = None, window_secs: float = 0.16, 
     obj = ckpt_io.load_checkpoint(ckpt)
     state = obj["model"] if isinstance(obj, dict) and isinstance(obj.get("model"), dict) else obj
     if not isinstance(state, dict) or "time_new_pos_embed" not in state or "freq_new_pos_embed" not in state:
-        hint = " (an ImageNet ViT/DeiT: no PaSST positional tables)" if isinstance(state, dict) and "pos_embed" in state \
-            else ""
+        imagenet = isinstance(state, dict) and "pos_embed" in state
+        hint = " (an ImageNet ViT/DeiT: no PaSST positional tables)" if imagenet else ""
         raise CheckpointFormatError(f"{ckpt} is {fairseq_convert.describe_format(state)}, not a PaSST checkpoint{hint}")
     state = dict(state)
     weight = state.get("patch_embed.proj.weight")

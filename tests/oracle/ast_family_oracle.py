@@ -30,12 +30,14 @@ What is stubbed, and why (nothing here changes any model's numerics):
 from __future__ import annotations
 
 import argparse
+import atexit
 import functools
 import hashlib
 import importlib.util
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import types
@@ -121,6 +123,7 @@ def redirect_downloads(urls, ckpt: str) -> str:
     from s3prl.util import download
 
     folder = tempfile.mkdtemp(prefix="ast_family_cache_")
+    atexit.register(shutil.rmtree, folder, True)
     download.set_dir(folder)
     for url in urls:
         name = f"{hashlib.sha256(url.encode()).hexdigest()}.{Path(url).name}"
@@ -237,8 +240,9 @@ def make_mae_ast(out, seed, kind, dim, depth):
         cfg.update(ast_kernel_size_chan=16, ast_kernel_size_time=16, ast_kernel_stride_chan=16,
                    ast_kernel_stride_time=16, enc_sine_pos=True, enc_conv_pos=True, dec_sine_pos=True,
                    layer_norm_first=True, conv_pos=16, conv_pos_groups=4)
-    cfg.update(encoder_layers=depth, encoder_embed_dim=dim, encoder_ffn_embed_dim=4 * dim, encoder_attention_heads=dim // 64,
-               decoder_embed_dim=dim, decoder_layers=1, max_token_length=800, dropout=0.0, attention_dropout=0.0)
+    cfg.update(encoder_layers=depth, encoder_embed_dim=dim, encoder_ffn_embed_dim=4 * dim,
+               encoder_attention_heads=dim // 64, decoder_embed_dim=dim, decoder_layers=1, max_token_length=800,
+               dropout=0.0, attention_dropout=0.0)
     task = dataclasses.asdict(MAE_AST_Pretraining_Config(data="/path/to/manifest"))
     task.update(feature_type="fbank", feature_dim=128, feature_rate=100, sample_rate=16000,
                 mask_type="random_mask" if kind == "frame" else "chunk_mask")
