@@ -44,8 +44,11 @@ def test_train_then_evaluate(tmp_path, fsdd_root):
     assert "step 10 dev: accuracy" in (exp / "log.txt").read_text()
 
     run("evaluate", "-e", str(exp), "-t", "test")
-    again = json.loads((exp / "results.json").read_text())
-    assert again["metrics"] == pytest.approx(result["metrics"])
+    again = json.loads((exp / "results_test.json").read_text())
+    assert again["metrics"] == pytest.approx(result["metrics"]) and again["checkpoint"] == "dev-best.ckpt"
+    run("evaluate", "-e", str(exp / "states-40.ckpt"), "-t", "dev")
+    assert json.loads((exp / "results_dev.json").read_text())["split"] == "dev"
+    assert (exp / "dev_predict.txt").is_file()
     with pytest.raises(ValueError, match="already holds checkpoints"):  # no silent overwrite
         runner.cmd_train(runner_args(["train", "-u", "mfcc", "-d", "fsdd_digits", "-p", str(exp)]))
 

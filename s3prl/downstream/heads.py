@@ -49,7 +49,10 @@ def statistics_pool(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     n = lengths.clamp(min=1).unsqueeze(-1).to(x.dtype)  # (B, 1)
     mean = torch.where(mask, x, zero).sum(dim=1) / n  # (B, D)
     sq_dev = torch.where(mask, (x - mean.unsqueeze(1)) ** 2, zero).sum(dim=1)  # (B, D)
-    std = torch.sqrt(sq_dev / (n - 1).clamp(min=1))
+    var = sq_dev / (n - 1).clamp(min=1)
+    # sqrt has an infinite gradient at 0 (one valid frame, or a constant feature): take it where var > 0 only
+    positive = var > 0
+    std = torch.where(positive, torch.sqrt(torch.where(positive, var, torch.ones_like(var))), zero)
     return torch.cat([mean, std], dim=-1)
 
 

@@ -320,21 +320,21 @@ def sorted_states(expdir: Path) -> list[Path]:
 
 
 def record(ctx: Context, model: DownstreamModel, split: str, metrics: dict, ckpt: str, step: int,
-           tested: dict | None = None) -> dict:
-    """The results record: written as results.json / results.md, and the layer-weight plot."""
+           tested: dict | None = None, name: str = "results") -> dict:
+    """The results record: written as ``<name>.json`` / ``<name>.md``, and the layer-weight plot."""
     weights = model.featurizer.layer_weights.tolist()
     rec = {"task": ctx.task.name, "upstream": ctx.spec.name, "split": split, "metric": ctx.task.metric,
            "metrics": metrics, "checkpoint": ckpt, "step": step, "layers": model.featurizer.layer_selections,
            "layer_weights": weights, "tested": tested or {}, "task_options": ctx.config["task"]}
-    save_results(ctx.expdir, rec)
+    save_results(ctx.expdir, rec, name)
     return rec
 
 
-def save_results(expdir: Path, rec: dict) -> None:
+def save_results(expdir: Path, rec: dict, name: str = "results") -> None:
     from .report import plot_layer_weights, results_table
 
-    (expdir / "results.json").write_text(json.dumps(rec, indent=1, default=str))
-    (expdir / "results.md").write_text(results_table([rec]) + "\n")
+    (expdir / f"{name}.json").write_text(json.dumps(rec, indent=1, default=str))
+    (expdir / f"{name}.md").write_text(results_table([rec]) + "\n")
     if rec.get("layer_weights"):
         plot_layer_weights({rec["upstream"]: (rec["layers"], rec["layer_weights"])}, expdir / "layer_weights.png",
                            title=f"{rec['task']}: learned layer weights")
@@ -447,7 +447,8 @@ def summarize(task: tasks.Task, spec: UpstreamSpec, expdir: Path, results: list[
 
 
 def cmd_evaluate(args) -> int:
-    """Evaluate a checkpoint (``-e``: file, or experiment folder -> its best / latest) on split ``-t``."""
+    """Evaluate a checkpoint (``-e``: file, or experiment folder -> its best / latest) on split ``-t``;
+    writes ``results_<split>.json`` / ``.md`` and ``<split>_predict.txt`` next to the checkpoint."""
     _, _, device = setup_distributed()
     target = Path(args.past_exp) if args.past_exp else expdir_of(args)
     path = target if target.is_file() else pick_checkpoint(target)
@@ -462,7 +463,8 @@ def cmd_evaluate(args) -> int:
     loader = make_loader(datasets[args.evaluate_split], config["data"], False, config["train"]["seed"])
     metrics, predictions = evaluate(model, loader, task, trials, amp)
     write_predictions(path.parent / f"{args.evaluate_split}_predict.txt", predictions, loader.dataset.examples)
-    rec = record(ctx, model, args.evaluate_split, metrics, path.name, ckpt["Step"])
+    rec = record(ctx, model, args.evaluate_split, metrics, path.name, ckpt["Step"],
+                 name=f"results_{args.evaluate_split}")  # the training's own results.json stays
     from .report import results_table
 
     print(results_table([rec]))
