@@ -19,7 +19,6 @@ Differences from the original, on purpose:
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 
 import torch
@@ -29,6 +28,7 @@ import torch.nn.functional as F
 from .. import checkpoint as ckpt_io
 from ..convert import fairseq as fairseq_convert
 from ..convert.errors import CheckpointFormatError
+from ..convert.keys import rename_keys
 
 # (kernel, stride, padding) of the five encoder convs
 ENCODER_CONVS = ((10, 5, 3), (8, 4, 2), (4, 2, 1), (4, 2, 1), (4, 2, 1))
@@ -174,19 +174,7 @@ def config_from_dict(conf: dict, source: str) -> CPCConfig:
 
 
 def map_state(state: dict, source: str) -> dict:
-    out, unknown = {}, []
-    for key, value in state.items():
-        for pattern, repl in KEY_MAP:
-            if re.fullmatch(pattern, key):
-                out[re.sub(pattern, repl, key)] = value
-                break
-        else:
-            if not any(re.fullmatch(p, key) for p in DROP):
-                unknown.append(key)
-    if unknown:
-        raise CheckpointFormatError(f"{source}: unexpected checkpoint keys (not mapped, not known to be unused): "
-                                    f"{unknown[:10]}")
-    return out
+    return rename_keys(state, KEY_MAP, DROP, source)
 
 
 def build(ckpt: str | None, **options) -> CPC:

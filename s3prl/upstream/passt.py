@@ -22,7 +22,6 @@ One hidden state, rate ``stride_secs`` * 16000 samples (800). Checkpoint: the re
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch

@@ -15,7 +15,6 @@ batch. Each utterance runs on its own samples instead: that is the original at b
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 
 import torch
@@ -25,6 +24,7 @@ import torch.nn.functional as F
 from .. import checkpoint as ckpt_io
 from ..convert import fairseq as fairseq_convert
 from ..convert.errors import CheckpointFormatError
+from ..convert.keys import rename_keys
 from .wav2vec2 import conv_output_lengths
 
 # Defaults of the original's converted-checkpoint config (fairseq's Wav2VecConfig dataclass).
@@ -369,18 +369,7 @@ def read_checkpoint(obj, source: str) -> tuple[Wav2VecConfig, dict]:
 
 def map_state(state: dict) -> dict:
     """fairseq key names -> ours; every key is mapped or in DROP, anything else raises."""
-    out, unknown = {}, []
-    for key, value in state.items():
-        for pattern, repl in KEY_MAP:
-            if re.fullmatch(pattern, key):
-                out[re.sub(pattern, repl, key)] = value
-                break
-        else:
-            if not any(re.fullmatch(p, key) for p in DROP):
-                unknown.append(key)
-    if unknown:
-        raise CheckpointFormatError(f"unexpected checkpoint keys (not mapped, not known to be unused): {unknown[:10]}")
-    return out
+    return rename_keys(state, KEY_MAP, DROP)
 
 
 def load_model(ckpt: str) -> Wav2Vec:

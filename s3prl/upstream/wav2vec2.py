@@ -350,7 +350,7 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
         """x (B, T, C) with zeros past each length -> hidden states, each (B, T, C)."""
-        cfg, B, T = self.cfg, x.size(0), x.size(1)
+        cfg, T = self.cfg, x.size(1)
         pack = Packing(lengths, T)
         if self.pos_conv is not None:
             x = self.pos_conv(x, pack.mask)
