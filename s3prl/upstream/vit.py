@@ -12,12 +12,13 @@ interpolation, with the exact quirks of each original), applied once when a chec
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from ..convert.keys import rename_keys
 
 
 @dataclass
@@ -110,24 +111,8 @@ class Transformer(nn.Module):
         return states, self.norm(x)
 
 
-def rename_state(state: dict, table, drop, source: str) -> dict:
-    """Checkpoint names -> ours with a (regex, replacement) table; keys matching ``drop`` are known to be unused.
-    Any other key raises, naming it."""
-    from ..convert.errors import CheckpointFormatError
-
-    out, unknown = {}, []
-    for key, value in state.items():
-        for pattern, repl in table:
-            if re.fullmatch(pattern, key):
-                out[re.sub(pattern, repl, key)] = value
-                break
-        else:
-            if not any(re.fullmatch(p, key) for p in drop):
-                unknown.append(key)
-    if unknown:
-        raise CheckpointFormatError(f"{source}: unexpected checkpoint keys (not mapped, not known to be unused): "
-                                    f"{unknown[:10]}")
-    return out
+# Checkpoint names -> ours with a (regex, replacement) table; unknown keys raise (shared with other importers).
+rename_state = rename_keys
 
 
 def check_vit_state(state: dict, prefix: str, source: str) -> ViTConfig:
