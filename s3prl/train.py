@@ -50,6 +50,53 @@ class TrainConfig:
     precision: str = "auto"  # auto (bf16 on a GPU that has it, else fp32) | fp32 | bf16 | fp16
     seed: int = 1337
 
+    def __post_init__(self):
+        check_train_config(self)
+
+
+SCHEDULERS = ("constant", "linear")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def check_train_config(cfg: TrainConfig) -> None:
+    """Every value by type and range, so that a typo fails now with its name, not as a crash hours later."""
+
+    def fail(key: str, rule: str) -> None:
+        raise ValueError(f"train.{key} = {getattr(cfg, key)!r}: {rule} (set it with -o train.{key}=VALUE or in "
+                         f"the config file)")
+
+    def integer(key: str, minimum: int) -> None:
+        value = getattr(cfg, key)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+            setattr(cfg, key, value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            fail(key, f"must be an integer >= {minimum}")
+
+    def number(key: str, minimum: float, inclusive: bool, optional: bool = False) -> None:
+        value = getattr(cfg, key)
+        if optional and value is None:
+            return
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or value < minimum or (value == minimum and not inclusive):
+            fail(key, f"must be a finite number {'>=' if inclusive else '>'} {minimum:g}" + (" or null" if optional else ""))
+        setattr(cfg, key, float(value))
+
+    for key in ("total_steps", "gradient_accumulate_steps", "log_step", "eval_step", "save_step"):
+        integer(key, 1)
+    integer("warmup_steps", 0)
+    integer("max_keep", 0)
+    integer("seed", 0)
+    number("lr", 0.0, inclusive=False)
+    number("gradient_clipping", 0.0, inclusive=False)
+    number("weight_decay", 0.0, inclusive=True, optional=True)
+    if cfg.optimizer not in OPTIMIZERS:
+        fail("optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
+    if cfg.scheduler not in SCHEDULERS:
+        fail("scheduler", f"must be one of {', '.join(SCHEDULERS)}")
+    if cfg.precision not in PRECISIONS:
+        fail("precision", f"must be one of {', '.join(PRECISIONS)}")
+
 
 @dataclass
 class Selection:
@@ -97,6 +144,7 @@ def train(model: nn.Module, parts: dict[str, nn.Module], batches: Callable[[int,
     first_step, losses, micro, last_ckpt, halt = state["step"], [], 0, None, False
     bar = make_bar(cfg.total_steps, state["step"], leader and progress)
     started = time.perf_counter()
+    meter = Throughput(state["step"])
     model.train()
     try:
         while state["step"] < cfg.total_steps and not halt:
@@ -105,6 +153,7 @@ def train(model: nn.Module, parts: dict[str, nn.Module], batches: Callable[[int,
                 micro += 1
                 losses.append(forward_backward(model, batch, scaler, amp_dtype, device, cfg,
                                                sync=micro == cfg.gradient_accumulate_steps))
+                meter.items += len(getattr(batch, "uids", ()) or ())
                 if micro < cfg.gradient_accumulate_steps:
                     continue
                 micro = 0
@@ -116,7 +165,7 @@ def train(model: nn.Module, parts: dict[str, nn.Module], batches: Callable[[int,
                 if leader and not math.isfinite(grad_norm):
                     log(f"step {step}: gradient norm {grad_norm}, update skipped", expdir)
                 if leader and step % cfg.log_step == 0:
-                    log_training(writer, bar, step, losses, grad_norm, scheduler.get_last_lr()[0])
+                    log_training(writer, bar, step, losses, grad_norm, scheduler.get_last_lr()[0], meter, expdir)
                     losses = []
                 save_names = []
                 if step % cfg.eval_step == 0 and eval_splits and leader:
@@ -214,6 +263,7 @@ def run_evaluation(evaluate, splits, selection: Selection | None, state: dict, w
         with torch.random.fork_rng(devices=devices):
             metrics = evaluate(split)
         log(f"step {step} {split}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()), expdir)
+        append_history(expdir, {"step": step, "split": split, **metrics})
         for key, value in metrics.items():
             writer.add_scalar(f"{split}/{key}", value, step)
         if i == 0 and selection is not None:
@@ -225,12 +275,40 @@ def run_evaluation(evaluate, splits, selection: Selection | None, state: dict, w
     return save_names
 
 
-def log_training(writer, bar, step: int, losses: list[torch.Tensor], grad_norm: float, lr: float) -> None:
+class Throughput:
+    """Steps and training items (utterances) per second since the last log line."""
+
+    def __init__(self, step: int):
+        self.step, self.items, self.time = step, 0, time.perf_counter()
+
+    def read(self, step: int) -> tuple[float, float]:
+        now = time.perf_counter()
+        elapsed = max(now - self.time, 1e-9)
+        rates = ((step - self.step) / elapsed, self.items / elapsed)
+        self.step, self.items, self.time = step, 0, now
+        return rates
+
+
+def log_training(writer, bar, step: int, losses: list[torch.Tensor], grad_norm: float, lr: float,
+                 meter: Throughput, expdir: Path) -> None:
+    """TensorBoard scalars, the bar's postfix, a line in ``log.txt`` and a record in ``history.jsonl``."""
     loss = float(torch.stack(losses).float().mean()) if losses else float("nan")
+    steps_per_s, items_per_s = meter.read(step)
     writer.add_scalar("train/loss", loss, step)
     writer.add_scalar("train/grad_norm", grad_norm, step)
     writer.add_scalar("train/lr", lr, step)
     bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
+    rate = f"{steps_per_s:.2f} steps/s" + (f", {items_per_s:.1f} utt/s" if items_per_s else "")
+    log(f"step {step}: train loss {loss:.4f}, lr {lr:.3e}, grad norm {grad_norm:.3f}, {rate}", expdir, echo=False)
+    append_history(expdir, {"step": step, "split": "train", "loss": loss, "lr": lr, "grad_norm": grad_norm,
+                            "steps_per_second": steps_per_s})
+
+
+def append_history(expdir: Path, record: dict) -> None:
+    """One JSON line per log / evaluation: what the loss and metric curves are drawn from."""
+    expdir.mkdir(parents=True, exist_ok=True)
+    with open(expdir / "history.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -305,12 +383,16 @@ def restore(ckpt: dict, parts, optimizer, scheduler, scaler, state: dict) -> Non
 # ------------------------------------------------------------------------------------------------
 
 
-def log(message: str, expdir: Path | None = None) -> None:
-    """Print above the progress bar (flushed), and append to ``expdir/log.txt``."""
+def log(message: str, expdir: Path | None = None, echo: bool = True) -> None:
+    """Print above the progress bar (flushed; ``echo=False``: when the bar itself shows it on a terminal),
+    and append to ``expdir/log.txt``."""
     from tqdm import tqdm
 
-    tqdm.write(message)
-    sys.stdout.flush()
+    from .progress import on_terminal
+
+    if echo or not on_terminal():
+        tqdm.write(message)
+        sys.stdout.flush()
     if expdir is not None:
         expdir.mkdir(parents=True, exist_ok=True)
         with open(expdir / "log.txt", "a") as f:
@@ -324,9 +406,10 @@ def make_writer(expdir: Path):
 
 
 def make_bar(total: int, done: int, enabled: bool):
-    from tqdm import tqdm
+    """A tqdm bar on a terminal; in a log file, a plain line every S3PRL_PROGRESS_SECONDS (no ``\\r``)."""
+    from .progress import progress
 
-    return tqdm(total=total, initial=done, desc="train", unit="step", disable=not enabled, dynamic_ncols=True)
+    return progress(total=total, initial=done, desc="train", unit="step", enabled=enabled)
 
 
 class StopFlag:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from .features import add_deltas, cmvn, compute_deltas, htk_mel_filters, power_spectrogram, stft_feature
 from .kaldi import fbank, mel_banks, mfcc, spectrogram
 
-__all__ = ["load_audio", "resample", "fbank", "mfcc", "spectrogram", "mel_banks", "compute_deltas",
+__all__ = ["load_audio", "resample", "describe_conversions", "fbank", "mfcc", "spectrogram", "mel_banks", "compute_deltas",
            "add_deltas", "cmvn", "power_spectrogram", "htk_mel_filters", "stft_feature"]
 
 
@@ -43,6 +43,25 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 16000) -> torch.Tenso
     if file_rate != sample_rate:
         wav = resample(wav, file_rate, sample_rate)
     return wav.contiguous()
+
+
+def describe_conversions(headers: list[tuple[int, int]], sample_rate: int = 16000) -> str | None:
+    """One line saying what ``load_audio`` will do to files with these ``(sample rate, channels)`` headers
+    (channels averaged, rates resampled), or None when every file is already mono at ``sample_rate``."""
+    multi = [c for _, c in headers if c > 1]
+    rates: dict[int, int] = {}
+    for rate, _ in headers:
+        if rate != sample_rate:
+            rates[rate] = rates.get(rate, 0) + 1
+    parts = []
+    if multi:
+        parts.append(f"{len(multi)} with {'/'.join(map(str, sorted(set(multi))))} channels averaged to mono")
+    if rates:
+        counts = ", ".join(f"{n} at {rate} Hz" for rate, n in sorted(rates.items()))
+        parts.append(f"{sum(rates.values())} resampled to {sample_rate} Hz ({counts})")
+    if not parts:
+        return None
+    return f"note: of {len(headers)} audio files, " + "; ".join(parts)
 
 
 @functools.lru_cache(maxsize=16)

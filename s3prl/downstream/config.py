@@ -73,19 +73,70 @@ def parse_overrides(text: str | None) -> dict:
         section, dot, name = key.partition(".")
         if not dot:
             raise ValueError(f"-o: key {key!r} must be SECTION.NAME, e.g. train.lr or task.root")
-        value = yaml.safe_load(raw) if raw.strip() else None
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as err:
+            raise ValueError(f"-o: the value of {key!r} is not a YAML scalar ({raw!r}): {err}") from None
         out.setdefault(section, {})[name] = value
     return out
+
+
+def read_config_file(path: str) -> dict:
+    """A ``-c`` YAML file as a dict of sections; YAML errors and non-mappings name the file."""
+    try:
+        with open(path) as f:
+            loaded = yaml.safe_load(f)
+    except yaml.YAMLError as err:
+        raise ValueError(f"-c {path}: not valid YAML: {err}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ValueError(f"-c {path}: expected a mapping with sections train / task / data, got a "
+                         f"{type(loaded).__name__}")
+    return loaded
 
 
 def build_config(task: tasks.Task, args) -> dict:
     config = default_config(task)
     if args.config:
-        with open(args.config) as f:
-            config = merge(config, yaml.safe_load(f) or {}, args.config)
+        config = merge(config, read_config_file(args.config), args.config)
     config = merge(config, parse_overrides(args.override), "-o")
     flags = {name: getattr(args, name) for name in config["train"] if getattr(args, name, None) is not None}
     config["train"].update(flags)
+    return validate(config)
+
+
+def validate(config: dict) -> dict:
+    """Check every ``train`` and ``data`` value by type and range (the error names the key); returns ``config``
+    with whole floats of integer fields made integers."""
+    import math
+
+    config["train"] = asdict(trainer.TrainConfig(**config["train"]))  # TrainConfig checks its own values
+    data = config["data"]
+
+    def fail(key: str, rule: str) -> None:
+        raise ValueError(f"data.{key} = {data[key]!r}: {rule} (set it with -o data.{key}=VALUE or in the config file)")
+
+    def number(key: str, minimum: float, inclusive: bool, optional: bool) -> None:
+        value = data[key]
+        if value is None and optional:
+            return
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or value < minimum or (value == minimum and not inclusive):
+            fail(key, f"must be a finite number {'>=' if inclusive else '>'} {minimum:g}" + (" or null" if optional else ""))
+
+    number("batch_seconds", 0.0, False, False)
+    number("eval_batch_seconds", 0.0, False, False)
+    number("crop_seconds", 0.0, False, True)
+    number("min_seconds", 0.0, True, True)
+    number("dither", 0.0, True, False)
+    if isinstance(data["num_workers"], bool) or not isinstance(data["num_workers"], int) or data["num_workers"] < 0:
+        fail("num_workers", "must be an integer >= 0")
+    for key in ("balanced", "cache", "cache_fp16"):
+        if not isinstance(data[key], bool):
+            fail(key, "must be true or false")
+    if data["cache_dir"] is not None and not isinstance(data["cache_dir"], str):
+        fail("cache_dir", "must be a folder path")
     return config
 
 
@@ -114,7 +165,12 @@ def layer_selection(spec: UpstreamSpec, num_layers: int) -> list[int] | None:
 
 
 def spec_from_args(args) -> UpstreamSpec:
-    extra = json.loads(args.extra_conf) if args.extra_conf else None
+    try:
+        extra = json.loads(args.extra_conf) if args.extra_conf else None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--extra-conf is not valid JSON ({err}): {args.extra_conf!r}") from None
+    if extra is not None and not isinstance(extra, dict):
+        raise ValueError(f"--extra-conf must be a JSON object such as '{{\"key\": value}}', got {args.extra_conf!r}")
     return UpstreamSpec(name=args.upstream, ckpt=args.upstream_ckpt, extra_conf=extra,
                         feature_selection=args.upstream_feature_selection, layer=args.upstream_layer_selection,
                         trainable=args.upstream_trainable, normalize=args.upstream_feature_normalize)

@@ -54,6 +54,20 @@ def audio_duration(example: Example) -> float:
     return max(0.0, info.frames / info.samplerate - example.start)
 
 
+def conversion_notice(examples) -> str | None:
+    """What reading these examples' files converts (channels averaged, rates resampled), from the headers."""
+    import soundfile
+
+    from ..audio import describe_conversions
+
+    paths = dict.fromkeys(ex.path for ex in examples)
+    headers = []
+    for path in paths:
+        info = soundfile.info(path)
+        headers.append((info.samplerate, info.channels))
+    return describe_conversions(headers, SAMPLE_RATE)
+
+
 def read_segment(path: str, start: float, end: float | None, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
     """Samples of ``path`` between ``start`` and ``end`` seconds as a 1-D float tensor at ``sample_rate``.
 

@@ -3,7 +3,7 @@
 1. Synthesizes a small spoken-digit corpus with espeak-ng (10 digits, several voices, each take with its own
    speed, pitch and level of background noise) in the Free Spoken Digit Dataset layout:
    ``recordings/{digit}_{voice}_{take}.wav``; takes 0-4 are test, 5-9 dev, the rest train (the FSDD rule).
-2. Benchmarks each upstream on it with the runner, exactly as ``s3prl downstream train -u UPSTREAM -d
+2. (``s3prl.cli.demo``) Benchmarks each upstream on it with the runner, exactly as ``s3prl downstream train -u UPSTREAM -d
    demo_digits`` does: frozen upstream, feature cache, Featurizer, task head, best checkpoint on dev, test.
 3. Prints the results table and writes ``results.md`` and ``layer_weights.png`` next to the runs.
 
@@ -12,11 +12,9 @@ Nothing is fetched: the audio is made here (``apt-get install espeak-ng`` provid
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -77,35 +75,3 @@ def add_noise(raw: Path, path: Path, snr_db: float) -> None:
     soundfile.write(str(tmp), np.clip(noisy, -1, 1).astype(np.float32), 16000, subtype="PCM_16")
     tmp.replace(path)
     raw.unlink()
-
-
-def run(outdir: str | Path, upstreams: list[str], steps: int | None = None) -> int:
-    """Synthesize the corpus, benchmark every upstream, print and save the table and the plot."""
-    from ..cli import build_parser
-    from . import runner
-    from .report import plot_layer_weights, results_table
-
-    outdir = Path(outdir)
-    started = time.perf_counter()
-    corpus = synthesize(outdir / "audio")
-    n_files = len(list((corpus / "recordings").glob("*.wav")))
-    print(f"synthesized {n_files} spoken digits with espeak-ng in {corpus} ({time.perf_counter() - started:.0f} s)")
-    records = []
-    for name in upstreams:
-        expdir = outdir / "runs" / name
-        shutil.rmtree(expdir, ignore_errors=True)  # a fresh run each time; the feature cache is kept
-        override = f"task.root={corpus},,data.cache_dir={outdir / 'feature_cache'}"
-        if steps is not None:
-            override += f",,train.total_steps={steps}"
-        argv = ["downstream", "train", "-u", name, "-d", "demo_digits", "-p", str(expdir), "-o", override]
-        print(f"\n=== {name}: s3prl {' '.join(argv)}")
-        runner.cmd_train(build_parser().parse_args(argv))
-        records.append(json.loads((expdir / "results.json").read_text()))
-    table = results_table(records)
-    (outdir / "results.md").write_text(table + "\n")
-    plot = plot_layer_weights({r["upstream"]: (r["layers"], r["layer_weights"]) for r in records},
-                              outdir / "layer_weights.png", title="demo_digits: learned layer weights")
-    print(f"\nSUPERB-style benchmark on synthesized spoken digits (test split, best dev checkpoint):\n\n{table}\n")
-    print(f"results: {outdir / 'results.md'}, layer weights: {plot}, runs: {outdir / 'runs'} "
-          f"({time.perf_counter() - started:.0f} s in all)")
-    return 0

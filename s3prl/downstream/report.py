@@ -50,3 +50,53 @@ def plot_layer_weights(weights: dict[str, tuple[list[int], list[float]]], path: 
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def read_history(path: str | Path) -> list[dict]:
+    """The records of ``history.jsonl`` (a line cut by a killed run is skipped); a resumed run's repeats
+    of a step replace the earlier record."""
+    import json
+
+    records: dict[tuple[str, int], dict] = {}
+    for line in Path(path).read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        records[(rec.get("split", "train"), int(rec.get("step", 0)))] = rec
+    return sorted(records.values(), key=lambda r: r["step"])
+
+
+def plot_curves(history: str | Path, path: str | Path, metric: str | None = None, title: str = "training") -> Path | None:
+    """Training loss (left) and each evaluated split's ``metric`` (right) against the step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = read_history(history)
+    train = [r for r in records if r.get("split") == "train" and r.get("loss") == r.get("loss")]  # drop NaN
+    evals: dict[str, list[dict]] = {}
+    for r in records:
+        if r.get("split") != "train" and metric in r:
+            evals.setdefault(r["split"], []).append(r)
+    if not train and not evals:
+        return None
+    fig, axes = plt.subplots(1, 2 if evals else 1, figsize=(9.0 if evals else 4.8, 3.2), squeeze=False)
+    ax = axes[0][0]
+    ax.plot([r["step"] for r in train], [r["loss"] for r in train], color="#4477aa")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    if evals:
+        ax = axes[0][1]
+        for split, rs in evals.items():
+            ax.plot([r["step"] for r in rs], [r[metric] for r in rs], marker="o", label=split)
+        ax.set_xlabel("step")
+        ax.set_ylabel(metric)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -18,6 +18,7 @@ import glob
 import json
 import os
 import random
+import shutil
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -31,9 +32,10 @@ import yaml
 from .. import train as trainer
 from ..nn import Featurizer, S3PRLUpstream
 from . import tasks
-from .config import UpstreamSpec, build_config, layer_selection, merge, parse_overrides, spec_from_args
+from .config import UpstreamSpec, build_config, layer_selection, merge, parse_overrides, spec_from_args, validate
 from .cache import CachedDataset, FeatureCache, cache_key, file_digest
-from .data import AudioDataset, Batch, DurationBatchSampler, audio_duration, class_balanced_weights, collate
+from .data import (AudioDataset, Batch, DurationBatchSampler, audio_duration, class_balanced_weights, collate,
+                   conversion_notice)
 
 
 def build_upstream(spec: UpstreamSpec, device) -> tuple[S3PRLUpstream, Featurizer]:
@@ -133,6 +135,10 @@ def make_datasets(ctx: Context, splits: dict, upstream, featurizer, wanted: list
     use_cache = data["cache"] and not ctx.spec.trainable
     root = Path(data["cache_dir"] or default_cache_dir())
     identity = upstream_identity(ctx.spec, root) if use_cache else None
+    if ctx.rank == 0:
+        notice = conversion_notice([ex for split in wanted for ex in splits[split]])
+        if notice:
+            trainer.log(notice, ctx.expdir)
     out = {}
     for split in wanted:
         examples = splits[split]
@@ -331,10 +337,13 @@ def record(ctx: Context, model: DownstreamModel, split: str, metrics: dict, ckpt
 
 
 def save_results(expdir: Path, rec: dict, name: str = "results") -> None:
-    from .report import plot_layer_weights, results_table
+    from .report import plot_curves, plot_layer_weights, results_table
 
     (expdir / f"{name}.json").write_text(json.dumps(rec, indent=1, default=str))
     (expdir / f"{name}.md").write_text(results_table([rec]) + "\n")
+    if (expdir / "history.jsonl").is_file():
+        plot_curves(expdir / "history.jsonl", expdir / "curves.png", rec.get("metric"),
+                    title=f"{rec['task']} / {rec['upstream']}: training loss and {rec.get('metric')}")
     if rec.get("layer_weights"):
         plot_layer_weights({rec["upstream"]: (rec["layers"], rec["layer_weights"])}, expdir / "layer_weights.png",
                            title=f"{rec['task']}: learned layer weights")
@@ -391,7 +400,8 @@ def cmd_train(args) -> int:
     rank, world, device = setup_distributed()
     resume, expdir = find_resume(args, None if args.past_exp else expdir_of(args))
     if resume is not None:
-        config = merge(resume["Config"], parse_overrides(args.override), "-o")
+        check_same_run(args, resume, expdir)
+        config = validate(merge(resume["Config"], parse_overrides(args.override), "-o"))
         spec = UpstreamSpec(**resume["Upstream_Spec"])
     else:
         if not args.upstream or not args.downstream:
@@ -407,11 +417,20 @@ def cmd_train(args) -> int:
             results.append(json.loads((fold_dir / "results.json").read_text()))  # a finished fold
             continue
         fold_resume = resume if fold_dir == expdir else resume_in(fold_dir, args.auto_resume)
+        created = not fold_dir.exists()
         if rank == 0:
             fold_dir.mkdir(parents=True, exist_ok=True)
+            remove_stale_temporaries(fold_dir)
             (fold_dir / "config.yaml").write_text(yaml.safe_dump({**fold_config, "upstream": asdict(spec)}))
         ctx = Context(task, fold_config, spec, device, rank, world, fold_dir)
-        results.append(train_one(ctx, fold_resume, args.stop_after))
+        try:
+            results.append(train_one(ctx, fold_resume, args.stop_after))
+        except BaseException:
+            if rank == 0 and created and not list(fold_dir.glob("*.ckpt")):
+                shutil.rmtree(fold_dir, ignore_errors=True)  # a run that never got going leaves no folder behind
+                if fold_dir != expdir and expdir.is_dir() and not any(expdir.iterdir()):
+                    expdir.rmdir()
+            raise
         if results[-1].get("stopped_early"):
             break
     if rank == 0 and results and not results[-1].get("stopped_early"):
@@ -420,6 +439,28 @@ def cmd_train(args) -> int:
         dist.barrier()
         dist.destroy_process_group()
     return 0
+
+
+def check_same_run(args, resume: dict, expdir: Path) -> None:
+    """``-a`` / ``-e`` with ``-u`` or ``-d`` that differ from the run being resumed: refuse, naming both."""
+    old_upstream, old_task = resume["Upstream_Spec"]["name"], resume["Config"]["task_name"]
+    new_upstream, new_task = getattr(args, "upstream", None), getattr(args, "downstream", None)
+    clashes = []
+    if new_upstream and new_upstream != old_upstream:
+        clashes.append(f"upstream {old_upstream!r} (you gave -u {new_upstream!r})")
+    if new_task and new_task != old_task:
+        clashes.append(f"task {old_task!r} (you gave -d {new_task!r})")
+    if clashes:
+        raise ValueError(f"{expdir} holds a run of {' and '.join(clashes)}: resume it without -u/-d, or start "
+                         "the new run under another -n")
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Checkpoint temporaries (``.ckpt.tmp<PID>``) of killed runs: their process is gone, the file is useless."""
+    from ..extract import remove_stale_temporaries as remove
+
+    for path in remove(folder):
+        trainer.log(f"removed {path} (left by a killed run)")
 
 
 def runs_of(task: tasks.Task, config: dict, args, expdir: Path, resume) -> list[tuple[int | None, Path]]:
@@ -453,7 +494,7 @@ def cmd_evaluate(args) -> int:
     target = Path(args.past_exp) if args.past_exp else expdir_of(args)
     path = target if target.is_file() else pick_checkpoint(target)
     ckpt = trainer.load_checkpoint(path)
-    config = merge(ckpt["Config"], parse_overrides(args.override), "-o")
+    config = validate(merge(ckpt["Config"], parse_overrides(args.override), "-o"))
     task, spec = tasks.get(config["task_name"]), UpstreamSpec(**ckpt["Upstream_Spec"])
     ctx = Context(task, config, spec, device, 0, 1, path.parent)
     model, datasets, trials, _ = prepare(ctx, [args.evaluate_split], ckpt["Classes"])

@@ -22,13 +22,13 @@ from ._common import CorpusLayoutError, require_dir, require_file
 SLOTS = ("action", "object", "location")
 SPLIT_FILES = {"train": "train_data.csv", "dev": "valid_data.csv", "test": "test_data.csv"}
 
-_LAYOUT = """  <root>/data/train_data.csv, valid_data.csv, test_data.csv
+LAYOUT = """  <root>/data/train_data.csv, valid_data.csv, test_data.csv
       (columns include path, speakerId, transcription, action, object, location)
   <root>/wavs/speakers/<speakerId>/<name>.wav   (the csv path column, relative to <root>)"""
 
 
 def _read_rows(root: Path, split: str) -> list[dict[str, str]]:
-    path = require_file(root / "data" / SPLIT_FILES[split], f"fluent_commands {split} list", _LAYOUT)
+    path = require_file(root / "data" / SPLIT_FILES[split], f"fluent_commands {split} list", LAYOUT)
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         missing = [c for c in ("path", *SLOTS) if c not in (reader.fieldnames or [])]
@@ -40,7 +40,7 @@ def _read_rows(root: Path, split: str) -> list[dict[str, str]]:
 
 def slot_vocabularies(root: str) -> dict[str, list[str]]:
     """Per slot, its values in order of first appearance in ``train_data.csv`` (index = class id)."""
-    rows = _read_rows(require_dir(root, "fluent_commands root", _LAYOUT), "train")
+    rows = _read_rows(require_dir(root, "fluent_commands root", LAYOUT), "train")
     vocab: dict[str, list[str]] = {slot: [] for slot in SLOTS}
     for row in rows:
         for slot in SLOTS:
@@ -55,7 +55,7 @@ def load(root: str) -> dict[str, list[Example]]:
     Slot values are numbered by :func:`slot_vocabularies`; a dev/test value never seen in train raises
     (the original would fail the same way, later).
     """
-    root_dir = require_dir(root, "fluent_commands root", _LAYOUT)
+    root_dir = require_dir(root, "fluent_commands root", LAYOUT)
     vocab = slot_vocabularies(root)
     index = {slot: {value: i for i, value in enumerate(values)} for slot, values in vocab.items()}
     splits = {}

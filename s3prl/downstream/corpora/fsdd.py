@@ -19,12 +19,12 @@ from ._common import CorpusLayoutError, require_dir
 
 TEST_TAKES = range(0, 5)
 _NAME = re.compile(r"^(\d)_([A-Za-z0-9]+)_(\d+)\.wav$")
-_LAYOUT = "  <root>/recordings/{digit}_{speaker}_{take}.wav   (e.g. 0_jackson_12.wav)"
+LAYOUT = "  <root>/recordings/{digit}_{speaker}_{take}.wav   (e.g. 0_jackson_12.wav)"
 
 
 def _recordings(root: str) -> list[tuple[Path, int, str, int]]:
     """``(path, digit, speaker, take)`` of every recording, in name order."""
-    root_dir = require_dir(root, "fsdd root", _LAYOUT)
+    root_dir = require_dir(root, "fsdd root", LAYOUT)
     folder = root_dir / "recordings" if (root_dir / "recordings").is_dir() else root_dir
     items = []
     for path in sorted(folder.glob("*.wav")):
@@ -33,7 +33,7 @@ def _recordings(root: str) -> list[tuple[Path, int, str, int]]:
             items.append((path, int(match.group(1)), match.group(2), int(match.group(3))))
     if not items:
         raise CorpusLayoutError(f"fsdd: no '{{digit}}_{{speaker}}_{{take}}.wav' files in {str(folder)!r}. "
-                                f"Expected layout:\n{_LAYOUT}")
+                                f"Expected layout:\n{LAYOUT}")
     return items
 
 

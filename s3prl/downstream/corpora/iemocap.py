@@ -34,7 +34,7 @@ CLASSES = ("neu", "hap", "ang", "sad")
 _KEEP = {"neu": "neu", "hap": "hap", "exc": "hap", "ang": "ang", "sad": "sad"}
 NUM_FOLDS = 5
 
-_LAYOUT = """  <root>/Session1 .. Session5/dialog/EmoEvaluation/<dialog>.txt
+LAYOUT = """  <root>/Session1 .. Session5/dialog/EmoEvaluation/<dialog>.txt
   <root>/SessionK/sentences/wav/<dialog>/<utterance>.wav
   (or meta_data=<dir> holding SessionK/train_meta_data.json and test_meta_data.json)"""
 
@@ -42,8 +42,8 @@ _LAYOUT = """  <root>/Session1 .. Session5/dialog/EmoEvaluation/<dialog>.txt
 def session_utterances(root: str, session: str) -> list[tuple[str, str, str]]:
     """``(path relative to root, category, speaker)`` of the kept utterances of one session folder."""
     root_dir = Path(root)
-    label_dir = require_dir(root_dir / session / "dialog" / "EmoEvaluation", f"IEMOCAP {session} labels", _LAYOUT)
-    wav_dir = require_dir(root_dir / session / "sentences" / "wav", f"IEMOCAP {session} audio", _LAYOUT)
+    label_dir = require_dir(root_dir / session / "dialog" / "EmoEvaluation", f"IEMOCAP {session} labels", LAYOUT)
+    wav_dir = require_dir(root_dir / session / "sentences" / "wav", f"IEMOCAP {session} audio", LAYOUT)
     wavs = {p.stem: p for p in sorted(wav_dir.rglob("*.wav")) if not p.name.startswith(".")}
     kept = []
     for label_path in sorted(label_dir.glob("*.txt")):
@@ -63,12 +63,12 @@ def session_utterances(root: str, session: str) -> list[tuple[str, str, str]]:
 def _sessions(root: Path) -> list[str]:
     sessions = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.startswith("Session"))
     if not sessions:
-        raise CorpusLayoutError(f"IEMOCAP: no Session* folder in {str(root)!r}. Expected layout:\n{_LAYOUT}")
+        raise CorpusLayoutError(f"IEMOCAP: no Session* folder in {str(root)!r}. Expected layout:\n{LAYOUT}")
     return sessions
 
 
 def _from_meta_data(meta_dir: Path, session: str, part: str) -> list[tuple[str, str, str]]:
-    path = require_file(meta_dir / session / f"{part}_meta_data.json", "IEMOCAP meta data", _LAYOUT)
+    path = require_file(meta_dir / session / f"{part}_meta_data.json", "IEMOCAP meta data", LAYOUT)
     data = json.loads(path.read_text())
     return [(m["path"], m["label"], m["speaker"]) for m in data["meta_data"]]
 
@@ -87,10 +87,10 @@ def load(root: str, fold: int = 1, valid_ratio: float = 0.2, meta_data: str | No
     """
     if not 1 <= int(fold) <= NUM_FOLDS:
         raise ValueError(f"IEMOCAP fold must be 1..{NUM_FOLDS}, got {fold}")
-    root_dir = require_dir(root, "IEMOCAP root", _LAYOUT)
+    root_dir = require_dir(root, "IEMOCAP root", LAYOUT)
     test_session = f"Session{int(fold)}"
     if meta_data is not None:
-        meta_dir = require_dir(meta_data, "IEMOCAP meta data", _LAYOUT)
+        meta_dir = require_dir(meta_data, "IEMOCAP meta data", LAYOUT)
         train_items = _from_meta_data(meta_dir, test_session, "train")
         test_items = _from_meta_data(meta_dir, test_session, "test")
     else:

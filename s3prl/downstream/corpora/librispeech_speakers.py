@@ -26,7 +26,7 @@ from ..data import Example
 from ._common import CorpusLayoutError, require_dir, stable_key
 
 _NAME = re.compile(r"^(\d+)-(\d+)-(\d+)\.(flac|wav)$")
-_LAYOUT = "  <root>/**/<speaker>-<chapter>-<utterance>.flac   (e.g. 1688/142285/1688-142285-0000.flac)"
+LAYOUT = "  <root>/**/<speaker>-<chapter>-<utterance>.flac   (e.g. 1688/142285/1688-142285-0000.flac)"
 
 
 def _round(x: float) -> int:
@@ -35,7 +35,7 @@ def _round(x: float) -> int:
 
 def speaker_utterances(root: str) -> dict[str, list[Path]]:
     """Speaker id -> files, each list in name order."""
-    root_dir = require_dir(root, "librispeech root", _LAYOUT)
+    root_dir = require_dir(root, "librispeech root", LAYOUT)
     found: dict[str, list[Path]] = {}
     for path in sorted(root_dir.rglob("*")):
         match = _NAME.match(path.name)
@@ -43,7 +43,7 @@ def speaker_utterances(root: str) -> dict[str, list[Path]]:
             found.setdefault(match.group(1), []).append(path)
     if not found:
         raise CorpusLayoutError(f"librispeech: no '<spk>-<chapter>-<utt>.flac' files under {str(root_dir)!r}. "
-                                f"Expected layout:\n{_LAYOUT}")
+                                f"Expected layout:\n{LAYOUT}")
     return found
 
 

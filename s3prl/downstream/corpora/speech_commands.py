@@ -35,7 +35,7 @@ UNKNOWN, SILENCE = "_unknown_", "_silence_"
 NOISE_DIR = "_background_noise_"
 _MAX_PER_CLASS = 2**27 - 1  # the corpus README's MAX_NUM_WAVS_PER_CLASS
 
-_LAYOUT = """  <root>/<word>/<speakerhash>_nohash_<n>.wav   (30 word folders in v0.01)
+LAYOUT = """  <root>/<word>/<speakerhash>_nohash_<n>.wav   (30 word folders in v0.01)
   <root>/_background_noise_/*.wav               (source of the _silence_ class)
   <root>/validation_list.txt, testing_list.txt  (only for split_rule="lists")
   <test_root>/<class>/*.wav                     (official test set: the 10 words, _unknown_, _silence_)"""
@@ -60,7 +60,7 @@ def _list_partition(root: Path):
         path = root / name
         if not path.is_file():
             raise CorpusLayoutError(
-                f"speech_commands: split_rule='lists' needs {str(path)!r}. Expected layout:\n{_LAYOUT}")
+                f"speech_commands: split_rule='lists' needs {str(path)!r}. Expected layout:\n{LAYOUT}")
         sets[part] = set(path.read_text().split())
     return lambda rel: "dev" if rel in sets["dev"] else "test" if rel in sets["test"] else "train"
 
@@ -103,7 +103,7 @@ def load(root: str, test_root: str | None = None, split_rule: str = "hash",
     A missing ``_background_noise_`` folder gives no ``_silence_`` examples (as the original, whose glob of
     it is then empty).
     """
-    root_dir = require_dir(root, "speech_commands root", _LAYOUT)
+    root_dir = require_dir(root, "speech_commands root", LAYOUT)
     if split_rule == "hash":
         partition = lambda rel: hash_partition(rel.split("/")[-1])  # noqa: E731
     elif split_rule == "lists":
@@ -113,7 +113,7 @@ def load(root: str, test_root: str | None = None, split_rule: str = "hash",
     splits: dict[str, list[Example]] = {"train": [], "dev": [], "test": []}
     word_dirs = [d for d in visible_dirs(root_dir) if d.name != NOISE_DIR]
     if not word_dirs:
-        raise CorpusLayoutError(f"speech_commands: no word folders in {str(root_dir)!r}. Expected layout:\n{_LAYOUT}")
+        raise CorpusLayoutError(f"speech_commands: no word folders in {str(root_dir)!r}. Expected layout:\n{LAYOUT}")
     for word_dir in word_dirs:
         for path in sorted(word_dir.glob("*.wav")):
             rel = f"{word_dir.name}/{path.name}"
@@ -131,7 +131,7 @@ def load(root: str, test_root: str | None = None, split_rule: str = "hash",
 
 def load_test_set(test_root: str) -> list[Example]:
     """The official test set: ``<test_root>/<class>/*.wav`` with the folder name as the class."""
-    test_dir = require_dir(test_root, "speech_commands test set", _LAYOUT)
+    test_dir = require_dir(test_root, "speech_commands test set", LAYOUT)
     examples = []
     for class_dir in visible_dirs(test_dir):
         if class_dir.name not in CLASSES:
@@ -143,7 +143,7 @@ def load_test_set(test_root: str) -> list[Example]:
             examples.append(Example(f"{class_dir.name}-{path.name}", str(path), label))
     if not examples:
         raise CorpusLayoutError(
-            f"speech_commands test set: no wav files under {test_root!r}. Expected layout:\n{_LAYOUT}")
+            f"speech_commands test set: no wav files under {test_root!r}. Expected layout:\n{LAYOUT}")
     return examples
 
 

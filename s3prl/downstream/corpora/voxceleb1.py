@@ -27,7 +27,7 @@ from ._common import CorpusLayoutError, first_existing, missing_files_error, req
 NUM_SPEAKERS = 1251
 SID_SETS = {1: "train", 2: "dev", 3: "test"}
 
-_LAYOUT = """  <root>/dev/wav/idXXXXX/<video>/<n>.wav    (vox1_dev_wav)
+LAYOUT = """  <root>/dev/wav/idXXXXX/<video>/<n>.wav    (vox1_dev_wav)
   <root>/test/wav/idXXXXX/<video>/<n>.wav   (vox1_test_wav)
   SID split file: lines '<1|2|3> idXXXXX/<video>/<n>.wav' (iden_split.txt / veri_test_class.txt)
   ASV trials: lines '<1|0> idXXXXX/<video>/<n>.wav idYYYYY/<video>/<n>.wav' (voxceleb1_test_v2.txt)"""
@@ -48,7 +48,7 @@ def _wav_bases(root: Path) -> list[Path]:
     """Every ``<root>/*/wav`` folder, in name order (``dev`` before ``test``)."""
     bases = [d / "wav" for d in visible_dirs(root) if (d / "wav").is_dir()]
     if not bases:
-        raise CorpusLayoutError(f"voxceleb1: no '*/wav' folder under {str(root)!r}. Expected layout:\n{_LAYOUT}")
+        raise CorpusLayoutError(f"voxceleb1: no '*/wav' folder under {str(root)!r}. Expected layout:\n{LAYOUT}")
     return bases
 
 
@@ -58,12 +58,12 @@ def load_sid(root: str, split_file: str | None = None) -> dict[str, list[Example
     ``split_file`` defaults to ``<root>/iden_split.txt`` or ``<root>/veri_test_class.txt``.
     Every listed file must exist (the error names the missing ones).
     """
-    root_dir = require_dir(root, "voxceleb1 root", _LAYOUT)
+    root_dir = require_dir(root, "voxceleb1 root", LAYOUT)
     if split_file is None:
         split_path = first_existing([root_dir / "iden_split.txt", root_dir / "veri_test_class.txt"],
-                                    "voxceleb1 SID split file", _LAYOUT)
+                                    "voxceleb1 SID split file", LAYOUT)
     else:
-        split_path = require_file(split_file, "voxceleb1 SID split file", _LAYOUT)
+        split_path = require_file(split_file, "voxceleb1 SID split file", LAYOUT)
     bases = _wav_bases(root_dir)
     speaker_base: dict[str, Path | None] = {}
     splits: dict[str, list[Example]] = {name: [] for name in SID_SETS.values()}
@@ -92,7 +92,7 @@ def load_sid(root: str, split_file: str | None = None) -> dict[str, list[Example
 
 def read_trials(trials_file: str) -> list[tuple[str, str, int]]:
     """``(uid1, uid2, target)`` for each line ``<target> <path1> <path2>`` of a trial list."""
-    path = require_file(trials_file, "voxceleb1 trial list", _LAYOUT)
+    path = require_file(trials_file, "voxceleb1 trial list", LAYOUT)
     trials = []
     for line in path.read_text().splitlines():
         fields = line.split()
@@ -127,10 +127,10 @@ def load_asv(root: str, trials_file: str | None = None, min_seconds: float | Non
         min_seconds: drop training files not longer than this (raw length; the original measured after
             silence trimming). ``None`` keeps all and reads no file headers.
     """
-    root_dir = require_dir(root, "voxceleb1 root", _LAYOUT)
-    train_root = require_dir(root_dir / "dev" / "wav", "voxceleb1 ASV training audio", _LAYOUT)
-    test_root = require_dir(root_dir / "test" / "wav", "voxceleb1 ASV test audio", _LAYOUT)
-    trials_path = require_file(trials_file or root_dir / "voxceleb1_test_v2.txt", "voxceleb1 trial list", _LAYOUT)
+    root_dir = require_dir(root, "voxceleb1 root", LAYOUT)
+    train_root = require_dir(root_dir / "dev" / "wav", "voxceleb1 ASV training audio", LAYOUT)
+    test_root = require_dir(root_dir / "test" / "wav", "voxceleb1 ASV test audio", LAYOUT)
+    trials_path = require_file(trials_file or root_dir / "voxceleb1_test_v2.txt", "voxceleb1 trial list", LAYOUT)
     speakers = [d.name for d in visible_dirs(train_root)]
     train = []
     for label, speaker in enumerate(speakers):

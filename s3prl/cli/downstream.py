@@ -1,0 +1,149 @@
+"""``s3prl downstream train|evaluate|tasks``: the SUPERB runner (the original ``run_downstream.py``)."""
+
+from __future__ import annotations
+
+import argparse
+
+DESCRIPTION = """\
+Benchmark an upstream on a downstream task with the SUPERB protocol: frozen upstream, softmax-weighted sum
+of its hidden states, the task's head and hyper-parameters. Results go to result/downstream/EXPNAME.
+Run under torchrun for several GPUs or machines."""
+
+TRAIN_EPILOG = """\
+examples:
+  s3prl downstream train -u fbank -d fsdd_digits -n digits_fbank
+  s3prl downstream train -u hubert -d speech_commands -n ks_hubert \\
+      -o "task.root=/data/speech_commands_v0.01,,task.test_root=/data/speech_commands_test_set_v0.01"
+  s3prl downstream train -a -n ks_hubert          # resume after an interruption
+  torchrun --nproc_per_node 4 -m s3prl.cli downstream train ...
+`s3prl downstream tasks` lists the tasks with their data layouts; -o keys are SECTION.NAME with sections
+train (total_steps, lr, optimizer, log_step, eval_step, save_step, ...), task (the corpus options) and data
+(batch_seconds, crop_seconds, cache, ...)."""
+
+EVALUATE_EPILOG = """\
+examples:
+  s3prl downstream evaluate -e result/downstream/ks_hubert -t test      # its best dev checkpoint
+  s3prl downstream evaluate -e result/downstream/ks_hubert/states-2000.ckpt -t dev"""
+
+
+def add_parsers(sub, common) -> None:
+    p = sub.add_parser("downstream", parents=[common], help="train / evaluate a SUPERB downstream task on an upstream",
+                       description=DESCRIPTION, epilog="Run `s3prl downstream MODE --help` for each mode's options.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--help-tasks", action="store_true", help=argparse.SUPPRESS)  # the old spelling of `tasks`
+    p.set_defaults(run=cmd_downstream_usage, parser=p)
+    modes = p.add_subparsers(dest="mode", metavar="MODE")
+
+    experiment, cache = experiment_options(), cache_options()
+    t = modes.add_parser("train", parents=[common, experiment, cache], help="train a task's head (and resume)",
+                         description=DESCRIPTION + "\nThe head trains on the upstream's features, is evaluated "
+                                     "on dev every eval_step, and the best dev checkpoint is tested.",
+                         epilog=TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("-u", "--upstream", help="upstream registry name (s3prl list)")
+    t.add_argument("-k", "--upstream_ckpt", help="the upstream's checkpoint file, folder or URL")
+    t.add_argument("--extra-conf", dest="extra_conf", help="JSON options of the upstream entry (s3prl info NAME)")
+    t.add_argument("-s", "--upstream_feature_selection", default="hidden_states",
+                   help="hidden_states (all, default), last_hidden_state, hidden_state_N, or a family's own "
+                        "selection such as fairseq_layers")
+    t.add_argument("-l", "--upstream_layer_selection", type=int, help="use this one hidden state only")
+    t.add_argument("--upstream_feature_normalize", action="store_true",
+                   help="layer-normalise each hidden state before the weighted sum")
+    t.add_argument("-f", "--upstream_trainable", action="store_true", help="fine-tune the upstream too")
+    t.add_argument("-d", "--downstream", help="task name (s3prl downstream tasks)")
+    t.add_argument("-c", "--config", help="YAML with sections train / task / data overriding the task's defaults")
+    t.add_argument("-a", "--auto_resume", action="store_true",
+                   help="resume the experiment if it has checkpoints (refused if -u / -d differ from the run's)")
+    t.add_argument("--stop-after", dest="stop_after", type=int,
+                   help="stop with a checkpoint after this many steps (resume later with -a)")
+    t.set_defaults(run=cmd_train)
+
+    e = modes.add_parser("evaluate", parents=[common, experiment, cache], help="evaluate a checkpoint on a split",
+                         description="Evaluate a checkpoint (-e: a .ckpt file, or an experiment folder: its best "
+                                     "dev checkpoint, else its latest) on split -t; writes results_<split>.json / "
+                                     ".md and <split>_predict.txt next to the checkpoint.",
+                         epilog=EVALUATE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    e.add_argument("-t", "--evaluate_split", default="test", help="split to evaluate (default: test)")
+    e.set_defaults(run=cmd_evaluate)
+
+    k = modes.add_parser("tasks", parents=[common], help="list the tasks, their data layouts and metrics",
+                         description="List every task with its data layout (what -o task.root=... must hold) "
+                                     "and its metric.")
+    k.add_argument("name", nargs="?", help="show one task in full (its default options too)")
+    k.set_defaults(run=cmd_tasks)
+
+
+def experiment_options() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("-n", "--expname", help="experiment name: result/downstream/EXPNAME")
+    p.add_argument("-p", "--expdir", help="experiment folder (instead of -n)")
+    p.add_argument("-e", "--past_exp", help="resume (train) or evaluate this checkpoint or experiment folder")
+    p.add_argument("-o", "--override", help="'train.lr=1e-3,,task.root=/data/x' (YAML values, nothing evaluated)")
+    return p
+
+
+def cache_options() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--no-cache", dest="no_cache", action="store_true",
+                   help="do not cache a frozen upstream's hidden states (recompute them every epoch)")
+    p.add_argument("--cache-dir", dest="cache_dir", help="feature cache folder (default: $S3PRL_CACHE/features)")
+    p.add_argument("--cache-fp16", dest="cache_fp16", action="store_true", help="store cached features as float16")
+    return p
+
+
+def with_cache_overrides(args) -> None:
+    overrides = []
+    if args.no_cache:
+        overrides.append("data.cache=false")
+    if args.cache_dir:
+        overrides.append(f"data.cache_dir={args.cache_dir}")
+    if args.cache_fp16:
+        overrides.append("data.cache_fp16=true")
+    if overrides:
+        args.override = ",,".join(filter(None, [*overrides, args.override]))
+
+
+def cmd_downstream_usage(args) -> int:
+    if args.help_tasks:
+        return cmd_tasks(argparse.Namespace(name=None))
+    args.parser.print_help()
+    return 2
+
+
+def cmd_train(args) -> int:
+    from ..downstream import runner
+
+    with_cache_overrides(args)
+    return runner.cmd_train(args)
+
+
+def cmd_evaluate(args) -> int:
+    from ..downstream import runner
+
+    with_cache_overrides(args)
+    return runner.cmd_evaluate(args)
+
+
+def cmd_tasks(args) -> int:
+    from ..downstream import tasks
+
+    if args.name:
+        task = tasks.get(args.name)
+        print(f"{task.name}: {task.description}")
+        print(f"metric: {task.metric} ({'higher' if task.higher_better else 'lower'} is better)")
+        print("task options (-o task.KEY=VALUE):")
+        for key, value in task.options.items():
+            print(f"  {key} = {value!r}")
+        print(f"data layout (task.root):\n{layout_of(task)}")
+        return 0
+    for task in tasks.TASKS.values():
+        print(f"{task.name:<18} {task.metric:<10} {task.description}")
+        print(f"{'':<18} layout: {layout_of(task).strip().splitlines()[0].strip()}")
+    print("\n`s3prl downstream tasks NAME` shows a task's options and data layout.")
+    return 0
+
+
+def layout_of(task) -> str:
+    """The folder layout the task's corpus reader expects (its module's ``LAYOUT``)."""
+    import inspect
+
+    return getattr(inspect.getmodule(task.corpus), "LAYOUT", "  (see the corpus reader's documentation)")
