@@ -14,8 +14,17 @@ The cache lives in ``$S3PRL_CACHE`` (default ``~/.cache/s3prl``; ``set_cache_dir
 files under ``<cache>/download/<sha256(url)[:16]>_<basename>``. Every download
 
 * holds ``filelock.FileLock(<file>.lock)``, so concurrent processes (torchrun ranks) fetch it once;
-* streams into a temporary file in the same folder, fsyncs it and ``os.replace``s it into place, so an
-  interrupted download never leaves a partial file under the final name;
+* streams into ``.<file>.part`` in the same folder and, once complete and verified, fsyncs it and
+  ``os.replace``s it into place, so no partial or wrong file ever appears under the final name;
+* is complete or fails: the announced size must arrive, a chunked body must end with its terminator, and
+  a body that just ends when the server closes the connection is confirmed by a second request
+  (``Range`` past its end, or a second identical copy from a server without ranges);
+* resumes: after a cut the next attempt (or the next run) asks for ``Range: bytes=<received>-`` with
+  ``If-Range``, and starts from zero when the server answers with the whole file (200) or 416 with
+  another size. The partial file is kept after a failure only when the server serves ranges;
+* is stopped when it stalls: fewer than ``STALL_MIN_BYTES`` within ``$S3PRL_DOWNLOAD_STALL`` seconds;
+* cleans up after dead processes: temporary files are named ``.<file>.tmp<PID>-<random>`` and those
+  whose PID no longer runs are removed (under the lock) the next time the file is asked for;
 * is hashed (sha256) while streaming: checked against the expected digest when one is known (one
   retry, then ``ChecksumError``), and recorded in ``<file>.sha256`` with the file's size and mtime.
   A cache hit is checked against that record (size always; the full hash when size/mtime changed or
@@ -23,15 +32,20 @@ files under ``<cache>/download/<sha256(url)[:16]>_<basename>``. Every download
 
 Environment: ``S3PRL_OFFLINE=1`` (and ``HF_HUB_OFFLINE=1`` for HuggingFace files) never touches the
 network and raises ``OfflineError`` naming where to put the file; ``S3PRL_NO_PROGRESS=1`` hides the
-progress bar; ``S3PRL_DOWNLOAD_TIMEOUT`` (seconds, default 60) bounds each network read.
+progress bar; ``S3PRL_DOWNLOAD_TIMEOUT`` (seconds, default 60) bounds each network read and
+``S3PRL_DOWNLOAD_STALL`` (seconds, default 60) is the stall window. Both must be numbers in
+(0, 86400]; anything else raises ``ValueError`` when a download starts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import http.client
+import json
 import logging
+import math
 import os
 import re
 import socket
@@ -42,7 +56,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from filelock import FileLock
 
@@ -67,6 +81,11 @@ USER_AGENT = "s3prl (+https://github.com/s3prl/s3prl)"
 CHUNK = 1 << 20
 RETRIES = 3  # network attempts per download (connection errors, timeouts, 5xx, 429)
 BACKOFF_S = 1.0  # wait before retry k: BACKOFF_S * 2**(k-1)
+TIMEOUT_S = 60.0  # default of S3PRL_DOWNLOAD_TIMEOUT: seconds one network read may wait
+STALL_S = 60.0  # default of S3PRL_DOWNLOAD_STALL: window within which STALL_MIN_BYTES must arrive
+STALL_MIN_BYTES = 64 * 1024  # about 1 KiB/s with the default window: slower never finishes a checkpoint
+MAX_SECONDS = 86400.0  # upper bound of the duration variables (a day: "never" in practice)
+LEGACY_TEMP_AGE_S = 86400.0  # temporary files without a PID in their name are removed once this old
 NEW_ENOUGH_S = 2.0  # refresh=True reuses a file written less than this long ago (ranks starting together)
 # Files of a HuggingFace model folder: a tuple lists alternatives (first that exists); None = optional.
 HF_MODEL_FILES: tuple = ("config.json", ("preprocessor_config.json", None), ("model.safetensors", "pytorch_model.bin"))
@@ -312,6 +331,7 @@ def _ensure(url: str, dest: Path, sha256: str | None, refresh: bool) -> Path:
 
 
 def _ensure_locked(url: str, dest: Path, sha256: str | None, refresh: bool) -> None:
+    _remove_orphans(dest)
     if dest.exists():
         fresh = time.time() - dest.stat().st_mtime < NEW_ENOUGH_S
         if refresh and not fresh and not _offline(url):
@@ -383,26 +403,33 @@ def _check_cached(dest: Path, expected: str | None, record: bool = True) -> str 
 
 
 def _download_verified(url: str, dest: Path, expected: str | None) -> None:
+    """Download, check the digest, and only then move the file under its final name."""
     for attempt in (1, 2):
-        digest = _download(url, dest)
+        part = _download(url, dest)
+        digest, size = part.digest(), part.size()
         if expected is None or digest == expected:
+            part.commit(dest)
             _write_sidecar(dest, digest)
             return
-        dest.unlink(missing_ok=True)
+        part.discard()  # wrong bytes must not be resumed from
         if attempt == 1:
             logger.warning("sha256 mismatch for %s (got %s, expected %s); retrying once", url, digest, expected)
     raise ChecksumError(
-        f"downloaded file from {url} has sha256 {digest}, expected {expected} (tried twice). The file at "
-        "that address changed or the transfer is being altered; report it, or pass a local file you trust."
+        f"downloaded file from {url} has sha256 {digest} ({size} bytes), expected {expected} (tried twice). "
+        "The file at that address changed or the transfer is being altered; report it, or pass a local file "
+        "you trust."
     )
 
 
 # --------------------------------------------------------------------------------------------
-# network
+# temporary files
 @contextlib.contextmanager
 def _atomic_file(dest: Path):
-    """A temporary file next to ``dest``, fsynced and renamed onto ``dest`` only if the block succeeds."""
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    """A temporary file next to ``dest``, fsynced and renamed onto ``dest`` only if the block succeeds.
+
+    Its name carries our PID (``.<name>.tmp<PID>-<random>``) so that ``_remove_orphans`` can tell
+    whether its writer still runs."""
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.tmp{os.getpid()}-")
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
@@ -415,6 +442,144 @@ def _atomic_file(dest: Path):
         raise
 
 
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    if os.name != "posix":  # no harmless probe (os.kill terminates on Windows): assume it runs
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except (ProcessLookupError, OverflowError):  # no such process; a PID too large to exist
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def _remove_orphans(dest: Path) -> None:
+    """Delete temporary files of ``dest`` whose writer died (killed, out of memory, power cut).
+
+    Runs under ``dest``'s lock. A ``.<name>.tmp<PID>-<random>`` file (of ``dest`` or its sidecar) goes
+    when no process has that PID. The random ``.<name>.<random>.part`` names of earlier versions carry
+    no PID: they go once a day old. The resumable ``.<name>.part`` stays (see ``_Part``).
+    """
+    names = "|".join(re.escape(n) for n in (dest.name, _sidecar(dest).name))
+    pattern = re.compile(rf"\.(?:{names})\.(?:tmp(\d+)-[A-Za-z0-9_]+|[a-z0-9_]{{8}}\.part)")
+    try:
+        entries = list(os.scandir(dest.parent))
+    except OSError:
+        return
+    for entry in entries:
+        m = pattern.fullmatch(entry.name)
+        if m is None:
+            continue
+        with contextlib.suppress(OSError):
+            if m[1] is not None and _pid_alive(int(m[1])):
+                continue
+            if m[1] is None and time.time() - entry.stat().st_mtime < LEGACY_TEMP_AGE_S:
+                continue
+            os.unlink(entry.path)
+            logger.info("removed %s, left behind by an interrupted download", entry.path)
+
+
+class _Part:
+    """The resumable partial download of ``dest``; only touched under ``dest``'s lock.
+
+    ``.<name>.part`` holds the bytes received so far, ``.<name>.part.json`` what the server said about
+    them: the address, a validator for ``If-Range``, the total size, whether it serves ranges, and the
+    writer's PID. A part without a matching record is dropped; so is a part of another process without a
+    validator, since nothing would then tell a changed file of the same size. A running sha256 spares
+    reading the file again at the end.
+    """
+
+    def __init__(self, dest: Path, url: str):
+        self.path = dest.with_name(f".{dest.name}.part")
+        self.record = dest.with_name(f".{dest.name}.part.json")
+        self.url = url
+        self._hash, self._hashed = hashlib.sha256(), 0
+        self.info = self._load()
+
+    def _load(self) -> dict:
+        try:
+            info = json.loads(self.record.read_text())
+        except (OSError, ValueError):
+            info = None
+        if isinstance(info, dict) and info.get("url") == self.url and self.path.is_file() and self._vouched(info):
+            return info
+        self.discard()
+        return {}
+
+    @staticmethod
+    def _vouched(info: dict) -> bool:
+        return bool(info.get("validator")) or info.get("pid") == os.getpid()
+
+    def size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def restart(self, info: dict) -> None:
+        """Empty the part for a body that starts at byte 0 and record ``info`` about it."""
+        self.path.write_bytes(b"")  # before the record: a crash in between leaves no old bytes under a new record
+        self.info = {"url": self.url, "pid": os.getpid(), **info}
+        self.record.write_text(json.dumps(self.info))
+        self._hash, self._hashed = hashlib.sha256(), 0
+
+    def note_ranges(self) -> None:
+        if not self.info.get("ranges"):
+            self.info["ranges"] = True
+            self.record.write_text(json.dumps(self.info))
+
+    @contextlib.contextmanager
+    def appending(self):
+        """Yields ``write(block)``, which appends to the file and to the running sha256."""
+        self._catch_up()
+        with open(self.path, "ab") as f:
+
+            def write(block: bytes) -> None:
+                f.write(block)
+                f.flush()  # what was received is on file even if the process is killed next
+                self._hash.update(block)
+                self._hashed += len(block)
+
+            yield write
+
+    def digest(self) -> str:
+        self._catch_up()
+        return self._hash.hexdigest()
+
+    def _catch_up(self) -> None:
+        # The running hash misses bytes written by an earlier run, and is wrong after a failed write.
+        if self._hashed == self.size():
+            return
+        self._hash, self._hashed = hashlib.sha256(), 0
+        with open(self.path, "rb") as f:
+            for block in iter(lambda: f.read(CHUNK), b""):
+                self._hash.update(block)
+                self._hashed += len(block)
+
+    def commit(self, dest: Path) -> None:
+        """Move the complete part onto ``dest`` atomically (after it reached the disk)."""
+        with open(self.path, "rb+") as f:
+            os.fsync(f.fileno())
+        os.utime(self.path)  # its age counts from now: refresh=True spares files written just now
+        os.replace(self.path, dest)
+        self.record.unlink(missing_ok=True)
+        self.info = {}
+
+    def discard(self) -> None:
+        for path in (self.path, self.record):
+            path.unlink(missing_ok=True)
+        self.info = {}
+        self._hash, self._hashed = hashlib.sha256(), 0
+
+    def resumable(self) -> bool:
+        return bool(self.info.get("ranges")) and self._vouched(self.info) and self.size() > 0
+
+
+# --------------------------------------------------------------------------------------------
+# network
 class _Redirects(urllib.request.HTTPRedirectHandler):
     """Follow redirects; keep the HF token only while the host stays the same."""
 
@@ -428,45 +593,108 @@ class _Redirects(urllib.request.HTTPRedirectHandler):
         return new
 
 
-def _timeout() -> float:
+def _env_seconds(name: str, default: float) -> float:
+    """A duration from the environment: unset or empty gives ``default``, else it must lie in (0, MAX_SECONDS]."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
     try:
-        return float(os.environ.get("S3PRL_DOWNLOAD_TIMEOUT", "60"))
+        value = float(raw)
     except ValueError:
-        return 60.0
+        value = math.nan
+    if not 0 < value <= MAX_SECONDS:  # also false for nan
+        raise ValueError(
+            f"{name}={raw!r} is not a valid duration: use a number of seconds greater than 0 and at most "
+            f"{MAX_SECONDS:g} (e.g. {name}={default:g}), or unset it for the default of {default:g} s"
+        )
+    return value
 
 
-def _download(url: str, dest: Path) -> str:
-    """Fetch ``url`` into ``dest`` atomically, retrying transient failures; returns the sha256."""
-    fetch, headers = _fetch_address(url)
+@dataclasses.dataclass
+class _Source:
+    """Where and how one URL is fetched."""
+
+    url: str  # the canonical address: cache key and messages
+    fetch: str  # the address contacted (HF_ENDPOINT applied)
+    auth: dict  # headers not forwarded to other hosts on redirects
+    timeout: float  # seconds per network read (S3PRL_DOWNLOAD_TIMEOUT)
+    stall: float  # seconds within which STALL_MIN_BYTES must arrive (S3PRL_DOWNLOAD_STALL)
+
+    @classmethod
+    def of(cls, url: str) -> "_Source":
+        fetch, auth = _fetch_address(url)
+        timeout = _env_seconds("S3PRL_DOWNLOAD_TIMEOUT", TIMEOUT_S)
+        return cls(url, fetch, auth, timeout, _env_seconds("S3PRL_DOWNLOAD_STALL", STALL_S))
+
+    def open(self, offset: int, validator: str | None):
+        """GET the body from byte ``offset`` on; ``If-Range`` makes a changed file come whole (200)."""
+        req = urllib.request.Request(self.fetch, headers={"User-Agent": USER_AGENT})
+        if offset:  # normal headers: they follow redirects (HuggingFace -> its CDN)
+            req.add_header("Range", f"bytes={offset}-")
+            if validator:
+                req.add_header("If-Range", validator)
+        for k, v in self.auth.items():
+            req.add_unredirected_header(k, v)
+        opener = urllib.request.build_opener(_Redirects)  # built per request: proxy settings come from the env
+        return opener.open(req, timeout=self.timeout)
+
+
+def _download(url: str, dest: Path) -> _Part:
+    """Fill ``dest``'s part file with ``url``'s whole body, resuming it and retrying transient failures."""
+    src = _Source.of(url)  # checks the limits before any network use
+    part = _Part(dest, url)
     last: Exception | None = None
-    for attempt in range(1, RETRIES + 1):
+    unconfirmed = None  # sha256 of a body whose end could not be told from a cut
+    failures = 0
+    for _ in range(2 * RETRIES):  # failed and confirming requests together stay bounded
         try:
-            return _stream(fetch, headers, dest, url)
+            if _fetch_once(src, part):
+                return part
+            digest = part.digest()
+            if digest == unconfirmed:
+                return part  # the same body twice from a server that neither sizes nor resumes it
+            unconfirmed, last = digest, _IncompleteError(
+                f"the server sent {part.size()} bytes without announcing a size and cannot resume, and its "
+                "answers differed; pass sha256= to check the file, or download it yourself"
+            )
+            continue  # ask again: a range request tells the end from a cut, a whole answer is compared
         except urllib.error.HTTPError as e:
-            if e.code in (401, 403):
-                raise HTTPStatusError(_auth_message(url, fetch, e.code), e.code) from None
-            if e.code == 404:
-                raise HTTPStatusError(
-                    f"HTTP 404 Not Found for {url}" + (f" (fetched from {fetch})" if fetch != url else "")
-                    + ": the file does not exist at this address. Check the name/URL, or pass a local file.",
-                    404,
-                ) from None
-            if e.code != 429 and e.code < 500:
-                raise HTTPStatusError(f"HTTP {e.code} {e.reason} for {url}", e.code) from None
+            _raise_if_permanent(e, src)
             last = e
         except (urllib.error.URLError, http.client.HTTPException, socket.timeout, ConnectionError,
                 _IncompleteError) as e:
             last = e
-        if attempt < RETRIES:
-            wait = BACKOFF_S * 2 ** (attempt - 1)
-            logger.warning("download of %s failed (%s); retry %d/%d in %.1f s", url, last, attempt, RETRIES - 1, wait)
-            time.sleep(wait)
+        failures += 1
+        if failures == RETRIES:
+            break
+        wait = BACKOFF_S * 2 ** (failures - 1)
+        logger.warning("download of %s failed (%s); retry %d/%d in %.1f s", url, last, failures, RETRIES - 1, wait)
+        time.sleep(wait)
+    attempts, kept = max(failures, 1), part.resumable()
+    if not kept:
+        part.discard()  # the server cannot continue it: do not leave it behind
     raise DownloadError(
-        f"could not download {url} after {RETRIES} attempts: {_describe(last)}.\n"
-        f"If this machine has no internet access, get the file elsewhere and put it at\n    {dest}\n"
+        f"could not download {url} after {attempts} attempt{'s' if attempts > 1 else ''}: {_describe(last)}.\n"
+        + (f"The {part.size()} bytes received are kept and the next try continues from there.\n" if kept else "")
+        + f"If this machine has no internet access, get the file elsewhere and put it at\n    {dest}\n"
         "or pass a local file, e.g. S3PRLUpstream(name, path_or_url=\"/path/to/file\"); "
         "set S3PRL_OFFLINE=1 to never try the network."
     ) from None
+
+
+def _raise_if_permanent(e: urllib.error.HTTPError, src: _Source) -> None:
+    """Raise ``HTTPStatusError`` for answers that retrying will not change (all but 429 and 5xx)."""
+    via = f" (fetched from {src.fetch})" if src.fetch != src.url else ""
+    if e.code in (401, 403):
+        raise HTTPStatusError(_auth_message(src.url, src.fetch, e.code), e.code) from None
+    if e.code == 404:
+        raise HTTPStatusError(
+            f"HTTP 404 Not Found for {src.url}{via}: the file does not exist at this address. "
+            "Check the name/URL, or pass a local file.",
+            404,
+        ) from None
+    if e.code != 429 and e.code < 500:
+        raise HTTPStatusError(f"HTTP {e.code} {e.reason} for {src.url}", e.code) from None
 
 
 def _describe(e: Exception | None) -> str:
@@ -489,43 +717,139 @@ def _auth_message(url: str, fetch: str, code: int) -> str:
     return f"HTTP {status} for {url}" + (f" (fetched from {fetch})" if fetch != url else "") + f": {hint}"
 
 
-def _progress(total: int | None, name: str):
+def _fetch_once(src: _Source, part: _Part) -> bool:
+    """One request that continues ``part``, or restarts it when the server sends the whole file.
+
+    True when the part now provably holds the whole body: the announced size arrived, or a chunked body
+    ended with its terminator. False when the body ended with the connection and no size was announced,
+    where a cut looks exactly like the end.
+    """
+    try:
+        return _request_into(src, part)
+    except _Restart as e:  # a stale part is no network failure: start again at once
+        logger.info("%s; downloading %s from the start", e, src.url)
+        part.discard()
+        return _request_into(src, part)  # from byte 0: no range, so no second restart
+
+
+def _request_into(src: _Source, part: _Part) -> bool:
+    offset = part.size()
+    try:
+        resp = src.open(offset, part.info.get("validator"))
+    except urllib.error.HTTPError as e:
+        if e.code != 416 or not offset:
+            raise
+        e.close()
+        return _range_refused(part, offset, e.headers)
+    with resp:
+        if resp.status == 206:
+            if not offset:  # a range nobody asked for: fine if it starts at 0 (checked below)
+                part.restart(_body_info(resp.headers))
+            total = _resumed_total(part, offset, resp.headers)
+        else:  # the whole body, whether or not a range was asked for
+            if offset:
+                logger.info("%s does not resume; downloading it from the start", src.url)
+            info = _body_info(resp.headers)
+            part.restart(info)
+            total = info["total"]
+        _copy_body(resp, part, src, total)
+        size = part.size()
+        if total is not None and size != total:
+            raise _IncompleteError(f"connection closed after {size} of {total} bytes")
+        return total is not None or bool(getattr(resp, "chunked", False))
+
+
+class _Restart(_IncompleteError):
+    """The partial download cannot be continued (the file on the server changed)."""
+
+
+def _body_info(headers) -> dict:
+    """What a whole (200) response says about its body: size, validator for If-Range, range support."""
+    length = (headers.get("Content-Length") or "").strip()
+    etag = headers.get("ETag")
+    validator = etag if etag and not etag.startswith("W/") else headers.get("Last-Modified")  # If-Range: strong only
+    ranges = (headers.get("Accept-Ranges") or "").strip().lower() == "bytes"
+    return {"total": int(length) if length.isdigit() else None, "validator": validator, "ranges": ranges}
+
+
+def _resumed_total(part: _Part, offset: int, headers) -> int | None:
+    """The total size a 206 announces, once its ``Content-Range`` is checked to continue the part."""
+    value = (headers.get("Content-Range") or "").strip()
+    m = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+|\*)", value)
+    total = int(m[3]) if m and m[3] != "*" else None
+    known = part.info.get("total")
+    if m is None or int(m[1]) != offset or (total is not None and known is not None and total != known):
+        raise _Restart(f"the server resumed with Content-Range {value!r} for a partial download of {offset} bytes")
+    part.note_ranges()
+    return total
+
+
+def _range_refused(part: _Part, offset: int, headers) -> bool:
+    """A 416 answer to ``Range: bytes=<offset>-``: nothing lies beyond ``offset``.
+
+    The part is whole when the server's size (``Content-Range: bytes */<size>``) equals it; a different
+    size means the file changed.
+    """
+    m = re.fullmatch(r"bytes \*/(\d+)", (headers.get("Content-Range") or "").strip())
+    total = int(m[1]) if m else part.info.get("total")
+    if total is None or total == offset:
+        return True
+    raise _Restart(f"the file on the server has {total} bytes, the partial download {offset}")
+
+
+class _Stalled(_IncompleteError):
+    """Too few bytes arrived within the stall window."""
+
+
+class _StallWatch:
+    """Stops a transfer that delivers fewer than STALL_MIN_BYTES within ``src.stall`` seconds.
+
+    The per-read timeout alone lets a server that trickles a byte now and then hold a download forever.
+    """
+
+    def __init__(self, src: _Source, received: int):
+        self.src, self.received = src, received
+        self._since, self._mark = time.monotonic(), received
+
+    def add(self, n: int) -> None:
+        self.received += n
+        now = time.monotonic()
+        if now - self._since < self.src.stall:
+            return
+        got = self.received - self._mark
+        if got < STALL_MIN_BYTES:
+            raise _Stalled(
+                f"the download of {self.src.url} stalled: {got} bytes arrived in the last {now - self._since:.1f} s "
+                f"({self.received} bytes received in all), fewer than the {STALL_MIN_BYTES} required within "
+                f"S3PRL_DOWNLOAD_STALL={self.src.stall:g} s. If the connection is just slow, set "
+                "S3PRL_DOWNLOAD_STALL to more seconds"
+            )
+        self._since, self._mark = now, self.received
+
+
+def _progress(total: int | None, initial: int, name: str):
     from tqdm import tqdm
 
     disable = _truthy("S3PRL_NO_PROGRESS") or not getattr(sys.stderr, "isatty", lambda: False)()
-    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=name, file=sys.stderr,
-                disable=disable, leave=False)
+    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=name,
+                file=sys.stderr, disable=disable, leave=False)
 
 
-def _stream(fetch: str, headers: dict, dest: Path, url: str) -> str:
-    req = urllib.request.Request(fetch, headers={"User-Agent": USER_AGENT})
-    for k, v in headers.items():
-        req.add_unredirected_header(k, v)
-    logger.info("downloading %s to %s", url, dest)
-    h = hashlib.sha256()
-    opener = urllib.request.build_opener(_Redirects)  # built per download: proxy settings come from the env
-    with opener.open(req, timeout=_timeout()) as resp:
-        length = resp.headers.get("Content-Length")
-        total = int(length) if length and length.isdigit() else None
-        received = 0
-        name = os.path.basename(urllib.parse.urlsplit(url).path) or dest.name
-        with _atomic_file(dest) as f, _progress(total, name) as bar:
-            for block in _chunks(resp):
-                f.write(block)
-                h.update(block)
-                received += len(block)
-                bar.update(len(block))
-            if total is not None and received != total:
-                raise _IncompleteError(f"connection closed after {received} of {total} bytes")
-    return h.hexdigest()
-
-
-def _chunks(resp) -> Iterable[bytes]:
-    while True:
-        try:
-            block = resp.read(CHUNK)
-        except http.client.IncompleteRead as e:
-            raise _IncompleteError(f"connection closed early ({len(e.partial)} bytes in the last block)") from None
-        if not block:
-            return
-        yield block
+def _copy_body(resp, part: _Part, src: _Source, total: int | None) -> None:
+    """Append the response body to ``part``, watching for stalls."""
+    watch = _StallWatch(src, part.size())
+    name = os.path.basename(urllib.parse.urlsplit(src.url).path) or part.path.name
+    logger.info("downloading %s to %s (from byte %d)", src.url, part.path, watch.received)
+    with part.appending() as write, _progress(total, watch.received, name) as bar:
+        while True:
+            try:
+                block = resp.read1(CHUNK)  # what one socket read gives: the stall rule is checked often
+            except http.client.IncompleteRead:
+                raise _IncompleteError(
+                    f"the connection closed in the middle of a chunked body after {watch.received} bytes"
+                ) from None
+            if not block:
+                return
+            write(block)
+            bar.update(len(block))
+            watch.add(len(block))
