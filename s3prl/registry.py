@@ -27,6 +27,100 @@ TORCHVGGISH = "https://github.com/harritaylor/torchvggish/releases/download/v0.1
 PASST = "https://github.com/kkoutini/PaSST/releases/download"
 
 
+# sha256 digests published by the host, with the page each was read from (Hugging Face shows an LFS file's
+# digest on its page; pages at a fixed revision, of files no later commit rewrote). Rows whose URL is here are
+# verified against it on download; the others are trusted on first use (see `s3prl info NAME`).
+PUBLISHED_SHA256: dict[str, tuple[str, str]] = {
+    f"{APC_SERIES}/apc_360hr.ckpt": (
+        "cee536c2c06f25e6348ba1330cca114c46c62a4fc692d0cbe6470c68ae2e6260",
+        f"{HF}/leo19941227/apc_series/commit/e539bde29714108651296642ad94681a9594f149"),
+    f"{APC_SERIES}/apc_960hr.ckpt": (
+        "e6d1146560e81f8082387311aa2ad0907b04ca374660e4fbe0f0627792d78539",
+        f"{HF}/leo19941227/apc_series/commit/e539bde29714108651296642ad94681a9594f149"),
+    f"{APC_SERIES}/npc_360hr.ckpt": (
+        "803709e379d6ba98dfab8f317b191c694f34c6418e7cefccbe4b9902ab01dcab",
+        f"{HF}/leo19941227/apc_series/commit/e539bde29714108651296642ad94681a9594f149"),
+    f"{APC_SERIES}/npc_960hr.ckpt": (
+        "52f2a6a7c089c0df9a2cc48cffbcb24bdab9cda3024087dfb467c0fdaa590ba4",
+        f"{HF}/leo19941227/apc_series/commit/e539bde29714108651296642ad94681a9594f149"),
+    f"{APC_SERIES}/vq_apc_360hr.ckpt": (
+        "0641964b801f1687630c7bcd16ff61a6ca5d7e185ea8ebda4634f00e805acb00",
+        f"{HF}/leo19941227/apc_series/commit/e539bde29714108651296642ad94681a9594f149"),
+    f"{APC_SERIES}/vq_apc_960hr.ckpt": (
+        "eff61824a217a070bb4817345c4fdc086b946f9cbb8b308af9c49ab5ae123e7d",
+        f"{HF}/leo19941227/apc_series/blob/e539bde29714108651296642ad94681a9594f149/vq_apc_960hr.ckpt"),
+    f"{CONVERTED}/HuBERT_base_robust_mgr_best_loss_2.7821.pt": (
+        "bd8d21254e2157c86a72f9f64e4d1164c594bc12e97acb59cdac1433afa7957b",
+        f"{HF}/s3prl/converted_ckpts/blob/8138395e2fa48d988b6f0253fc91d187e9f1e746/HuBERT_base_robust_mgr_best_loss_2.7821.pt"),
+    f"{CONVERTED}/LL_relpos_PT_no_FT.pt": (
+        "fa7cee992cf03b48c3f1fb06e1b20f470c77ac3669cd868e72c21c55f37f6990",
+        f"{HF}/s3prl/converted_ckpts/blob/ca0bf7a15ca57c277d530df7788711d6f0c51b8b/LL_relpos_PT_no_FT.pt"),
+    f"{CONVERTED}/audio_base_ls.pt": (
+        "47e207a4836c3a621fa3bca5745a722cea14ff0ca3e2e42fa4cad0593f0f1a74",
+        f"{HF}/s3prl/converted_ckpts/blob/main/audio_base_ls.pt"),
+    f"{CONVERTED}/checkpoint_decoar.pt": (
+        "951dc991708a5758daea5827caa38b9b793bf5d8685410ef9ea276ba9d18125c",
+        f"{HF}/s3prl/converted_ckpts/blob/8138395e2fa48d988b6f0253fc91d187e9f1e746/checkpoint_decoar.pt"),
+    f"{CONVERTED}/hubert_base_ls960.pt": (
+        "efe234bab3e77f0e10277f82094a24ad51fd7e8678b01f36cb0afef5527d3eb9",
+        f"{HF}/s3prl/converted_ckpts/blob/8138395e2fa48d988b6f0253fc91d187e9f1e746/hubert_base_ls960.pt"),
+    f"{CONVERTED}/hubert_large_ll60k.pt": (
+        "89b400e65445b47f3db1956c62332d569f0136ac25987d2bf1eb9bc6581ff400",
+        f"{HF}/s3prl/converted_ckpts/blob/8138395e2fa48d988b6f0253fc91d187e9f1e746/hubert_large_ll60k.pt"),
+    f"{CONVERTED}/mhubert_base_vp_en_es_fr_it3.pt": (
+        "12c49f764affb6b4c475ace9fa2ad17ba60b3b9912f4065e9b38ce5bbe10a5ab",
+        f"{HF}/s3prl/converted_ckpts/blob/8138395e2fa48d988b6f0253fc91d187e9f1e746/mhubert_base_vp_en_es_fr_it3.pt"),
+    f"{CONVERTED}/unispeech_sat_base.pt": (
+        "06f8c2850146fbe739b8a4e4d1ae63ffb0557b78bea0dc3874f059af6205c982",
+        f"{HF}/s3prl/converted_ckpts/blob/7bc66aee7c4a8c287923bf853afb702a5f8bf08e/unispeech_sat_base.pt"),
+    f"{CONVERTED}/unispeech_sat_base_plus.pt": (
+        "ef44ab470ad7182e4fd8575a0bd7c0804b646107737b7ae4a7606c8b4fd42e92",
+        f"{HF}/s3prl/converted_ckpts/blob/main/unispeech_sat_base_plus.pt"),
+    f"{CONVERTED}/unispeech_sat_large.pt": (
+        "5b2139cc20b0a649cc597cfa7f3872a6890a5ed23cd0163761da7c0ea408554e",
+        f"{HF}/s3prl/converted_ckpts/blob/main/unispeech_sat_large.pt"),
+    f"{CONVERTED}/vox_pretrained.pt": (
+        "c71e80b856e5be86ed04cf10aad0107d53b6624d9527dfb0d4925ba4d7ad9aa8",
+        f"{HF}/s3prl/converted_ckpts/blob/main/vox_pretrained.pt"),
+    f"{CONVERTED}/wav2vec2_base_s2st_es_voxpopuli.pt": (
+        "c00fd68965900f268e30fa1694c9549cc674ccd5a0088ab913f0ec928a5a6eec",
+        f"{HF}/s3prl/converted_ckpts/commit/8138395e2fa48d988b6f0253fc91d187e9f1e746"),
+    f"{CONVERTED}/wav2vec_large.pt": (
+        "39029a3736c478a44a023a83f6423c5aed1ff036b9c0d7828f7e76c3ced1bd28",
+        f"{HF}/s3prl/converted_ckpts/blob/8138395e2fa48d988b6f0253fc91d187e9f1e746/wav2vec_large.pt"),
+    f"{CONVERTED}/wav2vec_small.pt": (
+        "1f1e77f1acedacbaee9bc0b5dabcba7b97907869c478567632a73e978f5dc7c8",
+        f"{HF}/s3prl/converted_ckpts/blob/7bc66aee7c4a8c287923bf853afb702a5f8bf08e/wav2vec_small.pt"),
+    f"{CONVERTED}/wav2vec_vox_new.pt": (
+        "ba1dd46c4bfc9588b6679b66fa5a1e217d285f260117771dc19e1208fa2421cb",
+        f"{HF}/s3prl/converted_ckpts/blob/7bc66aee7c4a8c287923bf853afb702a5f8bf08e/wav2vec_vox_new.pt"),
+    f"{CONVERTED}/wavlm_base.pt": (
+        "ba4523e6bdfc56d17e496ac7af1987af94bb7df07968a7d0c4662560f3ca5279",
+        f"{HF}/s3prl/converted_ckpts/blob/main/wavlm_base.pt"),
+    f"{CONVERTED}/wavlm_base_plus.pt": (
+        "fcbcf2a94def92e90e086bb0727275d53b75a9c0e483e2abfa560ac951986b6d",
+        f"{HF}/s3prl/converted_ckpts/commit/ca0bf7a15ca57c277d530df7788711d6f0c51b8b"),
+    f"{CONVERTED}/wavlm_large.pt": (
+        "6fb4b3c3e6aa567f0a997b30855859cb81528ee8078802af439f7b2da0bf100f",
+        f"{HF}/s3prl/converted_ckpts/blob/main/wavlm_large.pt"),
+    f"{CONVERTED}/xlsr2_300m.pt": (
+        "9e998d92419b8b7d6c6768853e14a37ca1b159352801c8cd92afb02e2cef87ea",
+        f"{HF}/s3prl/converted_ckpts/blob/8138395e2fa48d988b6f0253fc91d187e9f1e746/xlsr2_300m.pt"),
+    f"{CONVERTED}/xlsr2_960m_1000k.pt": (
+        "84a264522df25949dd42fd04045e2f6eec5d2bd1fe1497e370bf42f9bf3c7049",
+        f"{HF}/s3prl/converted_ckpts/blob/main/xlsr2_960m_1000k.pt"),
+    f"{HF}/s3prl/mr_hubert/resolve/main/mrhubert_mono_large.pt": (
+        "c5676f16db286bf0c67396a8e941ca425bb14014c529f3942cfa8d159d3a4d28",
+        f"{HF}/s3prl/mr_hubert/blob/main/mrhubert_mono_large.pt"),
+    f"{HF}/s3prl/mr_hubert/resolve/main/multi_base.pt": (
+        "0eba288b73c7ee2d316fb9eb94aec1e794586f564ed96274ad588d1e3e205d89",
+        f"{HF}/s3prl/mr_hubert/blob/6c683eed3af020823c2c69dd4818f46a0c01d73e/multi_base.pt"),
+    f"{HF}/s3prl/mr_hubert/resolve/main/multi_large_600k.pt": (
+        "67ffd1cd6ebe38238eb19a82f332dcf7877d2cf9df17051074627b2c80098207",
+        f"{HF}/s3prl/mr_hubert/blob/6c683eed3af020823c2c69dd4818f46a0c01d73e/multi_large_600k.pt"),
+}
+
+
 @dataclass(frozen=True)
 class ModelCard:
     """What a checkpoint is: where it comes from and what it was trained on."""
@@ -45,6 +139,7 @@ class Entry:
     urls:        checkpoint file(s) the entry loads by default (s3prl-converted files where they exist).
     original_urls: the original release (e.g. the raw fairseq ``.pt``), loadable with ``fairseq=True``.
     sha256:      one hex digest per url in ``urls`` (None where unknown); downloads are checked against it.
+    sha256_sources: where each digest was published (None: not published, e.g. computed from the file).
     extra_conf:  keyword options the original entry passes to its builder (users may override them).
     alias_of:    this name only forwards to another row.
     user_ckpt:   the entry needs a checkpoint from the user (``*_local``, ``*_url``, ``*_custom``).
@@ -55,6 +150,7 @@ class Entry:
     urls: tuple[str, ...] = ()
     original_urls: tuple[str, ...] = ()
     sha256: tuple[str | None, ...] = ()
+    sha256_sources: tuple[str | None, ...] = ()
     extra_conf: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
     alias_of: str | None = None
     user_ckpt: bool = False
@@ -75,9 +171,12 @@ def user(family: str, **extra_conf) -> Entry:
 
 
 def named(family: str, *urls: str, original: tuple[str, ...] = (), sha256=(), card=None, **extra_conf) -> Entry:
-    """A row with its own checkpoint URL(s)."""
-    return Entry(family=family, urls=tuple(urls), original_urls=tuple(original), sha256=tuple(sha256),
-                 extra_conf=extra_conf, card=card)
+    """A row with its own checkpoint URL(s); digests not given are taken from ``PUBLISHED_SHA256``."""
+    published = [PUBLISHED_SHA256.get(url, (None, None)) for url in urls]
+    digests = tuple(sha256) or tuple(sha for sha, _ in published)
+    sources = tuple(source for _, source in published) if not sha256 else ()
+    return Entry(family=family, urls=tuple(urls), original_urls=tuple(original), sha256=digests,
+                 sha256_sources=sources, extra_conf=extra_conf, card=card)
 
 
 def builtin(family: str, card=None, **extra_conf) -> Entry:
@@ -754,8 +853,9 @@ REGISTRY: dict[str, Entry] = {
     "decoar2_url": user("decoar2"),
     "decoar2": named("decoar2", f"{CONVERTED}/checkpoint_decoar2.pt", card=DECOAR2_CARD),
     # ---------------------------------------------------------------- pase
-    # urls = (checkpoint, PASE+ .cfg model config). The original entry also installs its own hooks
-    # (W, 7 dense skips mean-pooled to the final rate, final output); that is the family's business.
+    # urls = (checkpoint, PASE+ .cfg model config). The config is read from model_config= (path or URL), else
+    # <ckpt stem>.cfg next to the checkpoint, else the second URL here. The hidden states of the original's
+    # hooks (7 dense skips mean-pooled to the final rate, W, final output) are the family's business.
     "pase_local": user("pase"),  # also model_config=
     "pase_url": user("pase"),
     "pase_plus": named("pase", f"{DBX}/p8811o7eadv4pat/FE_e199.ckpt?dl=1", f"{DBX}/2p3ouod1k0ekfxn/PASE%2B.cfg?dl=1",
@@ -781,7 +881,8 @@ REGISTRY: dict[str, Entry] = {
     "byol_a_1024": named("byol_a", f"{BYOL_A}/AudioNTT2020-BYOLA-64x96d1024.pth", card=BYOL_A_1024_CARD,
                          feature_d=1024, window_secs=1.0, stride_secs=1.0),
     "byol_a_512": named("byol_a", f"{BYOL_A}/AudioNTT2020-BYOLA-64x96d512.pth", card=BYOL_A_512_CARD,
-                        # digest of the released file (read from a mirror of the byol-a repository)
+                        # computed from the released file in a mirror of the byol-a repository (a plain git file:
+                        # no digest is published for it)
                         sha256=("6cc64226318494f06ef41d7e5810be7d37abfd6490da45abdab48f188c5332e2",),
                         feature_d=512, window_secs=1.0, stride_secs=1.0),
     "byol_s_default": named(

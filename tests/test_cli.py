@@ -178,3 +178,19 @@ def test_unexpected_errors_are_named_and_point_to_debug(capsys, monkeypatch):
     assert main(["list"]) == 1
     err = capsys.readouterr().err
     assert "ZeroDivisionError" in err and "--debug" in err
+
+
+def test_published_digests_are_recorded_with_their_source(capsys):
+    from s3prl import registry
+
+    _, entry = registry.resolve("wavlm_large")
+    assert entry.sha256[0] == "6fb4b3c3e6aa567f0a997b30855859cb81528ee8078802af439f7b2da0bf100f"
+    assert entry.sha256_sources[0].startswith("https://huggingface.co/s3prl/converted_ckpts/")
+    assert sum(1 for e in registry.REGISTRY.values() if any(e.sha256_sources)) >= 25
+    for url, (sha, source) in registry.PUBLISHED_SHA256.items():
+        assert len(sha) == 64 and int(sha, 16) >= 0 and source.startswith("https://")
+        assert any(url in e.urls for e in registry.REGISTRY.values()), url
+    assert main(["info", "wavlm_large"]) == 0
+    assert "against the published digest" in capsys.readouterr().out
+    assert main(["info", "tera"]) == 0
+    assert "trusted on first use" in capsys.readouterr().out

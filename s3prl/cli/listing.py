@@ -115,7 +115,7 @@ def digest_line(entry, i: int) -> str:
     if sha and source:
         return f"{sha}\n  verified:  against the published digest ({source})"
     if sha:
-        return f"{sha}\n  verified:  against this digest"
+        return f"{sha}\n  verified:  against this digest (recorded here from the released file; not published by its host)"
     return "unknown\n  verified:  trusted on first use (its sha256 is recorded on download; later corruption is detected)"
 
 
