@@ -240,6 +240,13 @@ def resolve_hf_model(
     local = Path(os.path.expanduser(source))
     if local.is_dir():
         return str(local)
+    if local.exists():
+        raise ValueError(f"{source!r} is a file, but the hf_* entries load a HuggingFace model FOLDER (config.json and "
+                         "the weights) or a model id such as 'facebook/wav2vec2-base'; a single checkpoint file "
+                         "loads with wav2vec2_custom / hubert_custom")
+    if source.startswith((".", "/", "~")) or source.count("/") > 1 or os.sep in source.replace("/", ""):
+        raise FileNotFoundError(f"no such folder: {source!r} (the hf_* entries take a HuggingFace model folder or "
+                                "a model id such as 'facebook/wav2vec2-base')")
     if source.startswith(("http://", "https://", "hf://")):
         raise ValueError(f"resolve_hf_model expects a model id like 'facebook/wav2vec2-base', got {source!r}")
     if "@" in source:

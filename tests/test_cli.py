@@ -194,3 +194,18 @@ def test_published_digests_are_recorded_with_their_source(capsys):
     assert "against the published digest" in capsys.readouterr().out
     assert main(["info", "tera"]) == 0
     assert "trusted on first use" in capsys.readouterr().out
+
+
+def test_hf_entries_given_a_file_or_a_missing_path_say_so(tmp_path, monkeypatch):
+    from s3prl import download
+    from s3prl.nn import S3PRLUpstream
+
+    monkeypatch.setenv("S3PRL_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("not a model")
+    with pytest.raises(ValueError, match="is a file, but the hf_\\* entries load a HuggingFace model FOLDER"):
+        S3PRLUpstream("hf_wav2vec2_custom", path_or_url="notes.txt")
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        download.resolve_hf_model("./models/missing")
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        download.resolve_hf_model("/data/models/wav2vec2")
