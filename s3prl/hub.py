@@ -8,13 +8,14 @@ family's extra keys (e.g. DistilHuBERT's ``paper``), as the original expert did.
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import torch
 import torch.nn as nn
 
 from . import registry
-from .nn.upstream import MIN_SAMPLES, build_upstream
+from .nn.upstream import MIN_SAMPLES, build_upstream, check_features, check_input, model_dtype
 
 __all__ = ["options", "LegacyUpstream"]
 
@@ -31,24 +32,41 @@ class LegacyUpstream(nn.Module):
         return int(self.model.downsample_rates[-1])
 
     def forward(self, wavs: list[torch.Tensor]) -> dict:
+        """The same input rules as ``S3PRLUpstream`` (``s3prl.nn.upstream.check_input``): float waveforms of any
+        dtype are cast to the model's, integer ones refused, NaN/inf and overflowing amplitudes named."""
         if isinstance(wavs, torch.Tensor) or not len(wavs):
             raise TypeError("the hub interface takes a non-empty list of 1-D waveforms (unpadded, 16 kHz)")
         for i, wav in enumerate(wavs):
-            if wav.dim() != 1 or not wav.is_floating_point():
-                raise ValueError(f"wav {i}: expected a 1-D float tensor, got shape {tuple(wav.shape)} {wav.dtype}")
-        if hasattr(self.model, "legacy_forward"):  # entries with their own outputs (MOS predictors: `scores`)
-            return self.model.legacy_forward(list(wavs))
+            if not isinstance(wav, torch.Tensor) or wav.dim() != 1:
+                raise ValueError(f"wav {i}: expected a 1-D float tensor, got {describe(wav)}")
+            if not wav.is_floating_point():
+                raise TypeError(f"wav {i}: expected float samples scaled to [-1, 1], got {wav.dtype}; "
+                                "for int16 PCM use wav.float() / 32768")
+        common = functools.reduce(torch.promote_types, [w.dtype for w in wavs])
         lengths = torch.tensor([len(w) for w in wavs], device=wavs[0].device)
-        padded = torch.nn.utils.rnn.pad_sequence(list(wavs), batch_first=True)
+        padded = torch.nn.utils.rnn.pad_sequence([w.to(common) for w in wavs], batch_first=True)  # (B, T)
+        padded, lengths = check_input(padded, lengths, model_dtype(self.model))
+        if hasattr(self.model, "legacy_forward"):  # entries with their own outputs (MOS predictors: `scores`)
+            out = self.model.legacy_forward([wav[:n] for wav, n in zip(padded, lengths.tolist())])
+            scores = [v[:, None] for v in out.values() if torch.is_tensor(v) and v.dim() == 1]  # (B, 1) each
+            check_features(self.name, scores, [torch.ones_like(lengths)] * len(scores), padded)
+            return out
         if padded.size(1) < MIN_SAMPLES:
             padded = torch.nn.functional.pad(padded, (0, MIN_SAMPLES - padded.size(1)))
         states, frame_lens = self.model(padded, lengths.clamp(min=MIN_SAMPLES))
+        check_features(self.name, states, frame_lens, padded)
         out = {"hidden_states": states, "last_hidden_state": states[-1]}
         for i, state in enumerate(states):
             out[f"hidden_state_{i}"] = state
         if hasattr(self.model, "legacy_extras"):
             out.update(self.model.legacy_extras(states, frame_lens))
         return out
+
+
+def describe(wav) -> str:
+    if isinstance(wav, torch.Tensor):
+        return f"shape {tuple(wav.shape)} {wav.dtype}"
+    return type(wav).__name__
 
 
 def _entry(name: str) -> Callable[..., LegacyUpstream]:

@@ -188,11 +188,17 @@ def test_cache_is_used_for_a_url_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("S3PRL_OFFLINE", "1")
     monkeypatch.setenv("S3PRL_CACHE", str(tmp_path))
     download.set_cache_dir(None)
-    url = registry.REGISTRY["hubert_base"].urls[0]
+    url = registry.REGISTRY["ms_hubert"].urls[0]  # no published digest: trusted on first use
     with pytest.raises(download.OfflineError) as err:
-        S3PRLUpstream("hubert_base")
+        S3PRLUpstream("ms_hubert")
     target = download.cache_path(url)
     assert str(target) in str(err.value)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(FIXTURES / "hubert_tiny.pt", target)
-    assert S3PRLUpstream("hubert_base").num_layers == 3
+    assert S3PRLUpstream("ms_hubert").num_layers == 3
+    # an entry with a published digest refuses a cached file that does not match it
+    target = download.cache_path(registry.REGISTRY["hubert_base"].urls[0])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(FIXTURES / "hubert_tiny.pt", target)
+    with pytest.raises(download.OfflineError, match="expected efe234ba"):
+        S3PRLUpstream("hubert_base")

@@ -209,3 +209,8 @@ def test_hf_entries_given_a_file_or_a_missing_path_say_so(tmp_path, monkeypatch)
         download.resolve_hf_model("./models/missing")
     with pytest.raises(FileNotFoundError, match="no such folder"):
         download.resolve_hf_model("/data/models/wav2vec2")
+
+
+def test_a_user_checkpoint_entry_without_k_says_k(tmp_path, capsys):
+    assert main(["extract", "-u", "hubert_custom", "-o", str(tmp_path / "o")]) == 1
+    assert "-k /path/to/file" in capsys.readouterr().err

@@ -11,6 +11,9 @@ from ..upstream import build as build_family
 from ..upstream import check_buildable
 
 MIN_SAMPLES = 800  # the original pads inputs shorter than 0.05 s at 16 kHz to this many samples
+# Louder than any PCM full scale (int32: 2**31) is not audio: models that normalise the waveform or their first
+# conv output give garbage past ~1e18 (float32 squares overflow) without a NaN to show it, the others give inf.
+MAX_AMPLITUDE = 2.0**31
 
 
 def resolve_source(name: str, entry: registry.Entry, path_or_url: str | None, refresh: bool) -> str | None:
@@ -22,7 +25,8 @@ def resolve_source(name: str, entry: registry.Entry, path_or_url: str | None, re
     if source is None:
         if entry.user_ckpt:
             raise ValueError(
-                f"{name!r} loads a checkpoint you provide: pass path_or_url='/path/to/file' (or a URL)"
+                f"{name!r} loads a checkpoint you provide: on the command line -k /path/to/file (or a URL); "
+                f"in Python S3PRLUpstream({name!r}, path_or_url='/path/to/file'), or s3prl.hub.{name}(ckpt=...)"
             )
         if not entry.urls:
             return None
@@ -42,8 +46,55 @@ def build_upstream(name: str, path_or_url: str | None = None, refresh: bool = Fa
     return build_family(entry.family, canonical, local, options)
 
 
-def check_input(wavs: torch.Tensor, wavs_len: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validate (B, T) float waveforms and (B,) lengths; returns them in canonical form."""
+def model_dtype(module: nn.Module) -> torch.dtype:
+    """The dtype waveforms are cast to: the model's first floating parameter's (float32 unless the user moved
+    it with ``.double()`` / ``.half()``); float32 for models without parameters (feature front-ends)."""
+    return next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32)
+
+
+def check_lengths(wavs_len: torch.Tensor, batch: int, total: int, device: torch.device) -> torch.Tensor:
+    """(B,) integer sample counts in [0, total] -> long on ``device``; anything else is a clear error."""
+    if wavs_len.dtype == torch.bool or wavs_len.is_floating_point() or wavs_len.is_complex():
+        values = wavs_len.tolist() if wavs_len.numel() <= 8 else "..."
+        raise ValueError(
+            f"wavs_len must hold integer sample counts (torch.long), got {wavs_len.dtype} {values}; "
+            "pass torch.tensor([len(wav) for wav in wavs])"
+        )
+    if wavs_len.dim() != 1 or wavs_len.numel() != batch:
+        raise ValueError(f"wavs_len must be (B,) integer lengths for B={batch}, got shape {tuple(wavs_len.shape)} "
+                         f"{wavs_len.dtype}")
+    wavs_len = wavs_len.to(device=device, dtype=torch.long)
+    if bool((wavs_len < 0).any()) or bool((wavs_len > total).any()):
+        raise ValueError(f"wavs_len must lie in [0, {total}] (the padded length), got {wavs_len.tolist()}")
+    return wavs_len
+
+
+def zero_padding(wavs: torch.Tensor, wavs_len: torch.Tensor) -> torch.Tensor:
+    """(B, T) with every sample past its utterance's length set to 0, whatever it held: where(), not a product
+    with a mask, since NaN * 0 is NaN."""
+    valid = torch.arange(wavs.size(1), device=wavs.device)[None, :] < wavs_len[:, None]  # (B, T)
+    return torch.where(valid, wavs, torch.zeros((), dtype=wavs.dtype, device=wavs.device))
+
+
+def utterances(flags: torch.Tensor) -> list[int]:
+    """(B,) bool -> the indices that are set."""
+    return flags.nonzero().flatten().tolist()
+
+
+def amplitudes(wavs: torch.Tensor, index: list[int]) -> str:
+    """'1e+30, 0.5': the max |amplitude| of the listed utterances of a zero-padded (B, T) batch."""
+    return ", ".join(f"{float(wavs[b].abs().max()) if wavs.size(1) else 0.0:.3g}" for b in index)
+
+
+def check_input(wavs: torch.Tensor, wavs_len: torch.Tensor,
+                dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate (B, T) waveforms and (B,) lengths; return them in canonical form.
+
+    Waveforms must be floating point (any float dtype; cast to ``dtype``, None keeps it): integer or bool audio is
+    a TypeError (scale it to [-1, 1]). Lengths must be (B,) integers in [0, T]. Samples past each length are set
+    to zero whatever they hold (NaN, inf). NaN/inf within an utterance, or an amplitude beyond any PCM full scale,
+    is a ValueError naming the utterance.
+    """
     if not isinstance(wavs, torch.Tensor) or not isinstance(wavs_len, torch.Tensor):
         raise TypeError("S3PRLUpstream expects wavs (B, T) and wavs_len (B,) as torch tensors")
     if wavs.dim() == 3 and wavs.size(-1) == 1:
@@ -55,21 +106,50 @@ def check_input(wavs: torch.Tensor, wavs_len: torch.Tensor) -> tuple[torch.Tenso
         )
     if not wavs.is_floating_point():
         raise TypeError(
-            f"wavs must be floating point in [-1, 1], got {wavs.dtype}; for int16 PCM use wavs.float() / 32768"
+            f"wavs must be float waveforms scaled to [-1, 1], got {wavs.dtype}; for int16 PCM use wavs.float() / 32768"
         )
-    if wavs_len.dim() != 1 or wavs_len.numel() != wavs.size(0) or wavs_len.is_floating_point():
-        raise ValueError(f"wavs_len must be (B,) integer lengths for B={wavs.size(0)}, got {tuple(wavs_len.shape)} "
-                         f"{wavs_len.dtype}")
+    wavs_len = check_lengths(wavs_len, wavs.size(0), wavs.size(1), wavs.device)
     if wavs.size(0) == 0:
         raise ValueError("empty batch: wavs has no utterance")
-    wavs_len = wavs_len.to(device=wavs.device, dtype=torch.long)
-    if bool((wavs_len < 0).any()) or bool((wavs_len > wavs.size(1)).any()):
-        raise ValueError(f"wavs_len must lie in [0, {wavs.size(1)}] (the padded length), got {wavs_len.tolist()}")
-    valid = torch.arange(wavs.size(1), device=wavs.device)[None, :] < wavs_len[:, None]
-    if not bool(torch.isfinite(wavs[valid]).all()):
-        bad = [b for b in range(wavs.size(0)) if not bool(torch.isfinite(wavs[b, : wavs_len[b]]).all())]
-        raise ValueError(f"wavs contain NaN or inf in utterance(s) {bad}")
+    wavs = zero_padding(wavs, wavs_len)  # what lies past each length is ignored, NaN included
+    finite = torch.isfinite(wavs).all(1)  # (B,)
+    if not bool(finite.all()):
+        raise ValueError(f"wavs contain NaN or inf in utterance(s) {utterances(~finite)} (within their wavs_len "
+                         "samples)")
+    peak = wavs.abs().amax(1) if wavs.size(1) else torch.zeros(wavs.size(0), device=wavs.device)  # (B,)
+    if bool((peak > MAX_AMPLITUDE).any()):
+        bad = utterances(peak > MAX_AMPLITUDE)
+        raise ValueError(f"wavs: utterance(s) {bad} have max |amplitude| {amplitudes(wavs, bad)}, beyond any PCM full "
+                         "scale (2**31); audio must be float waveforms in [-1, 1] (for int16 PCM divide by 32768)")
+    if dtype is not None and wavs.dtype != dtype:
+        cast = wavs.to(dtype)
+        finite = torch.isfinite(cast).all(1)
+        if not bool(finite.all()):  # e.g. a model moved to float16
+            bad = utterances(~finite)
+            raise ValueError(f"wavs: utterance(s) {bad} exceed the {dtype} range (max |amplitude| "
+                             f"{amplitudes(wavs, bad)}); audio must be float waveforms in [-1, 1]")
+        wavs = cast
     return wavs, wavs_len
+
+
+def check_features(name: str, states: list[torch.Tensor], lengths: list[torch.Tensor], wavs: torch.Tensor) -> None:
+    """Raise, naming the utterances and their amplitudes, when valid frames of ``states`` (list of (B, T_l, ...))
+    hold NaN or inf; ``wavs`` is the zero-padded (B, T) input the model saw."""
+    bad = torch.zeros(wavs.size(0), dtype=torch.bool, device=wavs.device)  # (B,)
+    for h, n in zip(states, lengths):
+        frame_ok = torch.isfinite(h)
+        frame_ok = frame_ok.flatten(2).all(-1) if h.dim() > 2 else frame_ok  # (B, T_l)
+        padding = torch.arange(h.size(1), device=h.device)[None, :] >= n.to(h.device)[:, None]
+        bad |= ~(frame_ok | padding).all(1).to(bad.device)
+    if not bool(bad.any()):
+        return
+    index = utterances(bad)
+    if wavs.size(1) and float(wavs[bad].abs().max()) > 1:
+        hint = "audio must be float waveforms in [-1, 1] (for int16 PCM divide by 32768)"
+    else:
+        hint = "the audio is in [-1, 1]: check the checkpoint's weights for NaN/inf, or run the model in float32"
+    raise ValueError(f"{name}: the features of utterance(s) {index} are NaN or inf "
+                     f"(max |amplitude| {amplitudes(wavs, index)}); {hint}")
 
 
 def pad_short(wavs: torch.Tensor, wavs_len: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,9 +157,7 @@ def pad_short(wavs: torch.Tensor, wavs_len: torch.Tensor) -> tuple[torch.Tensor,
     applies to the whole batch; per utterance keeps each utterance's result independent of the batch)."""
     if wavs.size(1) < MIN_SAMPLES:
         wavs = F.pad(wavs, (0, MIN_SAMPLES - wavs.size(1)))
-    valid = torch.arange(wavs.size(1), device=wavs.device)[None, :] < wavs_len[:, None]
-    wavs = wavs * valid.to(wavs.dtype)  # padding must be zeros, whatever the caller put there
-    return wavs, wavs_len.clamp(min=MIN_SAMPLES)
+    return zero_padding(wavs, wavs_len), wavs_len.clamp(min=MIN_SAMPLES)
 
 
 def match_length(h: torch.Tensor, produced: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
@@ -89,8 +167,8 @@ def match_length(h: torch.Tensor, produced: torch.Tensor, wanted: torch.Tensor) 
     t = torch.arange(out_len, device=h.device)[None, :]  # (1, T_out)
     index = torch.minimum(t, (produced - 1).clamp(min=0)[:, None])  # (B, T_out)
     out = h.gather(1, index[:, :, None].expand(-1, -1, h.size(-1)))
-    keep = (t < wanted[:, None]) & (produced[:, None] > 0)
-    return out * keep[:, :, None].to(out.dtype)
+    keep = (t < wanted[:, None]) & (produced[:, None] > 0)  # (B, T_out)
+    return torch.where(keep[:, :, None], out, torch.zeros((), dtype=out.dtype, device=out.device))
 
 
 class S3PRLUpstream(nn.Module):
@@ -131,7 +209,11 @@ class S3PRLUpstream(nn.Module):
         return list(self.upstream.downsample_rates)
 
     def forward(self, wavs: torch.Tensor, wavs_len: torch.Tensor):
-        wavs, wavs_len = check_input(wavs, wavs_len)
+        """(B, T) float waveforms in [-1, 1] (any float dtype: cast to the model's) and (B,) integer lengths ->
+        hidden states. Samples past each length are ignored whatever they hold; NaN/inf within an utterance,
+        an amplitude beyond any PCM full scale, or features that come out NaN/inf raise a ValueError naming
+        the utterance (see ``check_input``)."""
+        wavs, wavs_len = check_input(wavs, wavs_len, model_dtype(self.upstream))
         padded, model_len = pad_short(wavs, wavs_len)
         states, produced = self.upstream(padded, model_len)
         if len(states) != self.num_layers:
@@ -144,6 +226,7 @@ class S3PRLUpstream(nn.Module):
                 h = F.layer_norm(h, h.shape[-1:])
             all_hs.append(h)
             all_lens.append(wanted)
+        check_features(self.name, all_hs, all_lens, wavs)
         return all_hs, all_lens
 
 
