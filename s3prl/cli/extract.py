@@ -142,8 +142,9 @@ def run(args, items, upstream, writer, layers, outdir, progress) -> int:
     manifest.finish()
     outcome.failed = {**unreadable, **outcome.failed}
     rate = outcome.seconds / max(outcome.elapsed, 1e-9)
-    print(f"wrote {outcome.written} files to {outdir} ({outcome.seconds:.1f} s of audio, {rate:.1f}x real time); "
-          f"manifest: {outdir / ex.MANIFEST}")
+    first = f", first output after {outcome.first_output_after:.1f} s" if outcome.first_output_after is not None else ""
+    print(f"wrote {outcome.written} files to {outdir} ({outcome.seconds:.1f} s of audio in {outcome.elapsed:.1f} s, "
+          f"{rate:.1f}x real time{first}); manifest: {outdir / ex.MANIFEST}")
     if outcome.failed:
         failed_list = outdir / "failed.tsv"
         failed_list.write_text("".join(f"{uid}\t{why}\n" for uid, why in sorted(outcome.failed.items())))

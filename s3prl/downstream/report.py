@@ -28,14 +28,29 @@ def _number(name: str, value) -> str:
     return f"{100 * value:.2f}%" if name in PERCENT else f"{value:.4f}"
 
 
+def pyplot():
+    """matplotlib's pyplot on the file-only backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | Path, title: str) -> Path:
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    pyplot().close(fig)
+    return path
+
+
 def plot_layer_weights(weights: dict[str, tuple[list[int], list[float]]], path: str | Path,
                        title: str = "learned layer weights") -> Path:
     """Bar chart of the Featurizer's softmax weights per hidden state, one panel per upstream."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display needed
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     n = len(weights)
     fig, axes = plt.subplots(1, n, figsize=(max(4.0, 3.2 * n), 3.0), squeeze=False)
     for ax, (name, (layers, values)) in zip(axes[0], weights.items()):
@@ -44,12 +59,7 @@ def plot_layer_weights(weights: dict[str, tuple[list[int], list[float]]], path: 
         ax.set_xlabel("hidden state")
         ax.set_ylim(0, max(values) * 1.15 if values else 1)
     axes[0][0].set_ylabel("weight")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title)
 
 
 def read_history(path: str | Path) -> list[dict]:
@@ -69,11 +79,7 @@ def read_history(path: str | Path) -> list[dict]:
 
 def plot_curves(history: str | Path, path: str | Path, metric: str | None = None, title: str = "training") -> Path | None:
     """Training loss (left) and each evaluated split's ``metric`` (right) against the step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     records = read_history(history)
     train = [r for r in records if r.get("split") == "train" and r.get("loss") == r.get("loss")]  # drop NaN
     evals: dict[str, list[dict]] = {}
@@ -94,9 +100,4 @@ def plot_curves(history: str | Path, path: str | Path, metric: str | None = None
         ax.set_xlabel("step")
         ax.set_ylabel(metric)
         ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title)
