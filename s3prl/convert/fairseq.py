@@ -11,13 +11,13 @@ Every checkpoint key is either mapped onto our model or named in a drop list; an
 
 from __future__ import annotations
 
-import ast
 import os
 import re
 
 import torch
 
-from .errors import CheckpointFormatError
+from . import config as config_io
+from .errors import CheckpointConfigError, CheckpointFormatError
 
 # fairseq model-config keys that change the architecture, with fairseq's defaults.
 FAIRSEQ_DEFAULTS = {
@@ -88,63 +88,73 @@ POS_CONV_STACK = [(r"encoder\.pos_conv\.(\d+)\.0\.(weight|bias)", r"encoder.pos_
 QKV = re.compile(r"encoder\.layers\.(\d+)\.self_attn\.([qkv])_proj\.(weight|bias)")
 
 
-def parse_conv_layers(spec) -> tuple[tuple[int, int, int], ...]:
-    """Evaluate fairseq's ``conv_feature_layers`` string safely (list/tuple literals, + and * only)."""
-    if not isinstance(spec, str):
-        return tuple(tuple(int(v) for v in layer) for layer in spec)
+def parse_conv_layers(spec, source: str = "checkpoint", key: str = "conv_feature_layers"):
+    """fairseq's ``conv_feature_layers`` (a list expression string, or a list) -> ``((channels, kernel,
+    stride), ...)``, evaluated safely and within bounds (see ``convert.config.parse_conv_layers``)."""
+    return config_io.parse_conv_layers(spec, source, key)
 
-    def ev(node):
-        if isinstance(node, ast.Expression):
-            return ev(node.body)
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
-            return node.value
-        if isinstance(node, (ast.List, ast.Tuple)):
-            items = [ev(e) for e in node.elts]
-            return items if isinstance(node, ast.List) else tuple(items)
-        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mult)):
-            left, right = ev(node.left), ev(node.right)
-            return left + right if isinstance(node.op, ast.Add) else left * right
-        raise ValueError(f"unsupported element in conv_feature_layers {spec!r}")
 
-    layers = ev(ast.parse(spec, mode="eval"))
-    return tuple((int(c), int(k), int(s)) for c, k, s in layers)
+ACTIVATIONS = ("gelu", "relu", "swish", "gelu_accurate")
 
 
 def config_from_fairseq(model_cfg: dict, normalize: bool, source: str):
-    """fairseq / WavLM model config dict -> Wav2Vec2Config (unknown training-only keys are ignored)."""
+    """fairseq / WavLM model config dict -> Wav2Vec2Config (unknown training-only keys are ignored).
+
+    Every architecture value is type- and range-checked (``CheckpointConfigError`` names the key and file)."""
     from ..upstream.wav2vec2 import Wav2Vec2Config
 
-    get = lambda key: model_cfg.get(key) if model_cfg.get(key) is not None else FAIRSEQ_DEFAULTS[key]  # noqa: E731
+    conf = config_io.Settings(model_cfg, FAIRSEQ_DEFAULTS, source)
     for key, ok in UNSUPPORTED.items():
         if model_cfg.get(key, ok) != ok:
             raise CheckpointFormatError(f"{source}: model option {key}={model_cfg[key]!r} is not supported")
+    embed, heads = conf.int("encoder_embed_dim"), conf.int("encoder_attention_heads", 1, 1024)
+    layer_type = conf.str("layer_type", ("transformer", "conformer"))
+    groups = conf.int("conv_pos_groups", 1, config_io.MAX_SIZE)
+    if embed % heads:
+        raise CheckpointConfigError(source, "encoder_attention_heads", heads,
+                                    f"a divisor of encoder_embed_dim={embed}")
+    if layer_type == "transformer" and embed % groups:
+        raise CheckpointConfigError(source, "conv_pos_groups", groups, f"a divisor of encoder_embed_dim={embed}")
     return Wav2Vec2Config(
-        conv_layers=parse_conv_layers(get("conv_feature_layers")),
-        extractor_mode=str(get("extractor_mode")),
-        conv_bias=bool(get("conv_bias")),
-        embed_dim=int(get("encoder_embed_dim")),
-        ffn_dim=int(get("encoder_ffn_embed_dim")),
-        num_layers=int(get("encoder_layers")),
-        num_heads=int(get("encoder_attention_heads")),
-        activation=str(get("activation_fn")),
-        layer_norm_first=bool(get("layer_norm_first")),
-        conv_pos=int(get("conv_pos")),
-        conv_pos_groups=int(get("conv_pos_groups")),
-        pos_conv_depth=int(get("pos_conv_depth")),
-        layer_type=str(get("layer_type")),
-        pos_enc_type=str(get("pos_enc_type")),
-        depthwise_conv_kernel_size=int(get("depthwise_conv_kernel_size")),
-        relative_position_embedding=bool(get("relative_position_embedding")),
-        num_buckets=int(get("num_buckets")),
-        max_distance=int(get("max_distance")),
-        gru_rel_pos=bool(get("gru_rel_pos")),
-        crop_seq_to_multiple=int(get("crop_seq_to_multiple")),
-        normalize_waveform=bool(normalize),
-        dropout=float(get("dropout")),
-        attention_dropout=float(get("attention_dropout")),
-        activation_dropout=float(get("activation_dropout")),
+        conv_layers=conf.conv_layers("conv_feature_layers"),
+        extractor_mode=conf.str("extractor_mode", ("default", "layer_norm")),
+        conv_bias=conf.bool("conv_bias"),
+        embed_dim=embed,
+        ffn_dim=conf.int("encoder_ffn_embed_dim"),
+        num_layers=conf.int("encoder_layers", 1, config_io.MAX_LAYERS),
+        num_heads=heads,
+        activation=conf.str("activation_fn", ACTIVATIONS),
+        layer_norm_first=conf.bool("layer_norm_first"),
+        conv_pos=conf.int("conv_pos"),
+        conv_pos_groups=groups,
+        pos_conv_depth=conf.int("pos_conv_depth", 1, config_io.MAX_CONV_LAYERS),
+        layer_type=layer_type,
+        pos_enc_type=conf.str("pos_enc_type", ("abs", "rel_pos", "rope")),
+        depthwise_conv_kernel_size=conf.int("depthwise_conv_kernel_size"),
+        relative_position_embedding=conf.bool("relative_position_embedding"),
+        num_buckets=conf.int("num_buckets"),
+        max_distance=conf.int("max_distance", 1, 2**24),
+        gru_rel_pos=conf.bool("gru_rel_pos"),
+        crop_seq_to_multiple=conf.int("crop_seq_to_multiple"),
+        normalize_waveform=config_io.as_bool(False if normalize is None else normalize, "normalize", source),
+        dropout=conf.float("dropout"),
+        attention_dropout=conf.float("attention_dropout"),
+        activation_dropout=conf.float("activation_dropout"),
         extra={"name": model_cfg.get("_name"), "source": source},
     )
+
+
+def estimated_parameters(cfg) -> int:
+    """A lower bound of the parameter count of ``Wav2Vec2(cfg)`` (conv extractor, attention, FFN, positional
+    conv), computed without building it."""
+    d = cfg.embed_dim
+    pos = d * (d // cfg.conv_pos_groups) * cfg.conv_pos if cfg.layer_type == "transformer" else 0
+    return config_io.conv_parameters(cfg.conv_layers) + pos + cfg.num_layers * layer_parameters(cfg)
+
+
+def layer_parameters(cfg) -> int:
+    """A lower bound of one encoder layer's weights (attention projections and FFN)."""
+    return 4 * cfg.embed_dim * cfg.embed_dim + 2 * cfg.embed_dim * cfg.ffn_dim
 
 
 def _as_dict(obj) -> dict:
@@ -170,29 +180,46 @@ def describe_format(obj) -> str:
 
 
 def load_any(obj, source: str = "checkpoint"):
-    """Any wav2vec 2.0-family format -> (Wav2Vec2Config, state dict with the checkpoint's key names)."""
+    """Any wav2vec 2.0-family format -> (Wav2Vec2Config, state dict with the checkpoint's key names).
+
+    ``source``: the file name, for the error messages."""
     if isinstance(obj, str) and os.path.isdir(obj):
         from . import huggingface
 
         return huggingface.load_folder(obj)
+    cfg, state = _load_fairseq(obj, source)
+    check_weight_types(state, key_table(cfg)[0], source)
+    config_io.check_model_size(estimated_parameters(cfg), state, source)
+    return cfg, state
+
+
+def _state_dict(value, key: str, source: str) -> dict:
+    if not isinstance(value, dict):
+        raise CheckpointFormatError(f"{source}: {key!r} is a {type(value).__name__}, expected a dict of tensors")
+    return dict(value)
+
+
+def _load_fairseq(obj, source: str):
     if not isinstance(obj, dict):
         raise CheckpointFormatError(f"{source} is {describe_format(obj)}, not a wav2vec 2.0-family checkpoint")
     if {"task_cfg", "model_cfg", "model_weight"} <= set(obj):  # s3prl-converted
-        task_cfg = _as_dict(obj["task_cfg"])
-        return config_from_fairseq(_as_dict(obj["model_cfg"]), task_cfg.get("normalize", False), source), dict(
-            obj["model_weight"]
-        )
+        task_cfg = config_io.as_mapping(obj["task_cfg"] or {}, "task_cfg", source)
+        model_cfg = config_io.as_mapping(obj["model_cfg"], "model_cfg", source)
+        return (config_from_fairseq(model_cfg, task_cfg.get("normalize", False), source),
+                _state_dict(obj["model_weight"], "model_weight", source))
     if "model" in obj and ("cfg" in obj or "args" in obj):
-        cfg = _as_dict(obj["cfg"] if obj.get("cfg") is not None else obj["args"])
+        cfg = config_io.as_mapping(obj["cfg"] if obj.get("cfg") is not None else obj["args"], "cfg", source)
+        state = _state_dict(obj["model"], "model", source)
         if "model" in cfg and isinstance(cfg["model"], dict):  # raw fairseq, hydra layout
-            model_cfg, task_cfg = _as_dict(cfg["model"]), _as_dict(cfg.get("task") or {})
+            model_cfg = _as_dict(cfg["model"])
+            task_cfg = config_io.as_mapping(cfg.get("task") or {}, "cfg.task", source)
             if "w2v_args" in model_cfg or "w2v_path" in model_cfg:
                 raise CheckpointFormatError(
                     f"{source} is a fine-tuned fairseq model (Wav2Vec2Ctc/Seq2Seq): pass the pre-trained checkpoint"
                 )
-            return config_from_fairseq(model_cfg, task_cfg.get("normalize", False), source), dict(obj["model"])
+            return config_from_fairseq(model_cfg, task_cfg.get("normalize", False), source), state
         # WavLM / UniSpeech-SAT: one flat dict; old fairseq `args`: one flat Namespace
-        return config_from_fairseq(cfg, cfg.get("normalize", False), source), dict(obj["model"])
+        return config_from_fairseq(cfg, cfg.get("normalize", False), source), state
     raise CheckpointFormatError(f"{source} is {describe_format(obj)}, not a wav2vec 2.0-family checkpoint")
 
 
@@ -203,17 +230,27 @@ def _rename(key: str, table) -> str | None:
     return None
 
 
-def map_state(state: dict, cfg) -> dict:
-    """Checkpoint key names -> our key names; q/k/v projections are fused into one matrix."""
+def key_table(cfg) -> tuple[list, list]:
+    """(rename table, drop list) for a configuration."""
     table = list(KEY_MAP)
     if cfg.layer_type == "conformer":
         from ..upstream.conformer import CONFORMER_KEY_MAP
 
-        table += CONFORMER_KEY_MAP
-        drop = DROP + [r"encoder\.pos_conv\..+"]  # built but never used by conformer encoders
-    else:
-        table += POS_CONV_STACK if cfg.pos_conv_depth > 1 else POS_CONV_SINGLE
-        drop = list(DROP)
+        return table + CONFORMER_KEY_MAP, DROP + [r"encoder\.pos_conv\..+"]  # built but never used by conformers
+    return table + (POS_CONV_STACK if cfg.pos_conv_depth > 1 else POS_CONV_SINGLE), list(DROP)
+
+
+def check_weight_types(state: dict, table, source: str) -> None:
+    """A value under the name of a weight we load must be a tensor (checked before anything is built)."""
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor) and (QKV.fullmatch(key) or _rename(key, table) is not None):
+            raise CheckpointConfigError(source, key, value, "a tensor (a model weight)")
+
+
+def map_state(state: dict, cfg, source: str = "checkpoint") -> dict:
+    """Checkpoint key names -> our key names; q/k/v projections are fused into one matrix."""
+    table, drop = key_table(cfg)
+    check_weight_types(state, table, source)
     out, qkv, unknown = {}, {}, []
     for key, value in state.items():
         if not isinstance(value, torch.Tensor):
@@ -232,7 +269,8 @@ def map_state(state: dict, cfg) -> dict:
         elif not any(re.fullmatch(p, key) for p in drop):
             unknown.append(key)
     if unknown:
-        raise CheckpointFormatError(f"unexpected checkpoint keys (not mapped, not known to be unused): {unknown[:10]}")
+        raise CheckpointFormatError(f"{source}: unexpected checkpoint keys (not mapped, not known to be unused): "
+                                    f"{unknown[:10]}")
     for (layer, kind), parts in qkv.items():
         if set(parts) != {"q", "k", "v"}:
             raise CheckpointFormatError(f"layer {layer}: incomplete q/k/v {kind} projections ({sorted(parts)})")
@@ -243,8 +281,11 @@ def map_state(state: dict, cfg) -> dict:
 def load_state(model: torch.nn.Module, state: dict, source: str, mapped: bool = False) -> None:
     """Strictly load a checkpoint state (checkpoint names unless ``mapped``) into ``model``."""
     if not mapped:
-        state = map_state(state, model.cfg)
+        state = map_state(state, model.cfg, source)
     own = model.state_dict()
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointConfigError(source, key, value, "a tensor (a model weight)")
     missing = [k for k in own if k not in state]
     extra = [k for k in state if k not in own]
     if missing or extra:

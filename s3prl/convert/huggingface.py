@@ -30,7 +30,8 @@ from pathlib import Path
 
 import torch
 
-from .errors import CheckpointFormatError
+from . import config as config_io
+from .errors import CheckpointConfigError, CheckpointFormatError
 
 SUPPORTED = {  # model_type -> key prefix inside the task wrappers (and the class-name prefix)
     "wav2vec2": ("wav2vec2", "Wav2Vec2"),
@@ -148,11 +149,15 @@ def _matches(key: str, patterns) -> bool:
 
 
 def _read_json(path: Path) -> dict:
+    """A JSON file that must hold one object (``config.json``, ``preprocessor_config.json``, an index)."""
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
+            obj = json.load(f)
+    except (OSError, ValueError, RecursionError) as e:
         raise CheckpointFormatError(f"{path}: not a readable JSON file ({e})") from None
+    if not isinstance(obj, dict):
+        raise CheckpointFormatError(f"{path}: expected a JSON object ({{...}}), found a JSON {type(obj).__name__}")
+    return obj
 
 
 def _load_file(path: Path) -> dict:
@@ -199,14 +204,15 @@ def model_type_of(hf: dict, source: str) -> str:
     """config.json's model_type (or a guess from ``architectures`` for old files)."""
     kind = hf.get("model_type")
     if kind is None:
-        for arch in hf.get("architectures") or []:
+        archs = hf.get("architectures") or []
+        for arch in archs if isinstance(archs, list) else []:
             for name, (_, cls) in sorted(SUPPORTED.items(), key=lambda kv: -len(kv[1][1])):
-                if arch.startswith(cls):
+                if isinstance(arch, str) and arch.startswith(cls):
                     kind = name
                     break
             if kind:
                 break
-    if kind not in SUPPORTED:
+    if not isinstance(kind, str) or kind not in SUPPORTED:
         raise CheckpointFormatError(
             f"{source}: HuggingFace model_type {kind!r} is not of the wav2vec 2.0 family; "
             f"supported: {', '.join(SUPPORTED)}"
@@ -218,66 +224,94 @@ def _unsupported(source: str, what: str) -> CheckpointFormatError:
     return CheckpointFormatError(f"{source}: {what} is not supported by this toolkit's wav2vec 2.0 model")
 
 
+HF_DEFAULTS = {  # transformers' defaults of the keys read below
+    "conv_bias": False, "feat_extract_activation": "gelu", "conv_pos_batch_norm": False, "feat_proj_layer_norm": True,
+    "hidden_act": "gelu", "feat_extract_norm": "group", "hidden_size": 768, "num_conv_pos_embeddings": 128,
+    "conv_pos_kernel_size": 19, "do_stable_layer_norm": False, "num_buckets": 320, "max_bucket_distance": 800,
+    "position_embeddings_type": "relative", "conv_depthwise_kernel_size": 31, "intermediate_size": 3072,
+    "num_hidden_layers": 12, "num_attention_heads": 12, "num_conv_pos_embedding_groups": 16, "layer_norm_eps": 1e-5,
+    "hidden_dropout": 0.1, "attention_dropout": 0.1, "activation_dropout": 0.1,
+}
+
+
+def conv_layers_from_hf(hf: dict, source: str) -> tuple[tuple[int, int, int], ...]:
+    """conv_dim / conv_kernel / conv_stride: equally long lists of 1 to 64 integers in 1..65536."""
+    lists = []
+    for key in ("conv_dim", "conv_kernel", "conv_stride"):
+        value = hf.get(key)
+        if value is not None and not isinstance(value, list):
+            raise CheckpointConfigError(source, key, value, f"a JSON list of 1 to {config_io.MAX_CONV_LAYERS} integers")
+        lists.append(config_io.parse_int_list(value, source, key, config_io.MAX_CONV_LAYERS) if value else [])
+    if not (len(lists[0]) == len(lists[1]) == len(lists[2]) > 0):
+        raise CheckpointFormatError(f"{source}: conv_dim / conv_kernel / conv_stride differ in length or are missing")
+    return tuple(zip(*lists))
+
+
 def config_from_hf(hf: dict, model_type: str, do_normalize: bool, source: str):
-    """HF config.json dict -> Wav2Vec2Config."""
+    """HF config.json dict -> Wav2Vec2Config (every value type- and range-checked: ``CheckpointConfigError``)."""
     from ..upstream.wav2vec2 import Wav2Vec2Config
 
-    get = hf.get
-    dims, kernels, strides = get("conv_dim", ()), get("conv_kernel", ()), get("conv_stride", ())
-    if not (len(dims) == len(kernels) == len(strides) > 0):
-        raise CheckpointFormatError(f"{source}: conv_dim / conv_kernel / conv_stride differ in length or are missing")
-    if get("feat_extract_activation", "gelu") != "gelu":
-        raise _unsupported(source, f"feat_extract_activation={get('feat_extract_activation')!r}")
-    if get("adapter_attn_dim") is not None:
+    conf = config_io.Settings(hf, HF_DEFAULTS, source)
+    conv_layers = conv_layers_from_hf(hf, source)
+    if conf.str("feat_extract_activation") != "gelu":
+        raise _unsupported(source, f"feat_extract_activation={hf.get('feat_extract_activation')!r}")
+    if hf.get("adapter_attn_dim") is not None:
         raise _unsupported(source, "adapter_attn_dim (attention adapters inside the layers)")
-    if get("conv_pos_batch_norm", False):
+    if conf.bool("conv_pos_batch_norm"):
         raise _unsupported(source, "conv_pos_batch_norm=True")
-    if not get("feat_proj_layer_norm", True):
+    if not conf.bool("feat_proj_layer_norm"):
         raise _unsupported(source, "feat_proj_layer_norm=False")
-    act = get("hidden_act", "gelu")
+    act = conf.str("hidden_act")
     if act not in ACTIVATIONS:
         raise _unsupported(source, f"hidden_act={act!r} (supported: {', '.join(ACTIVATIONS)})")
-    norm = "layer" if model_type == "data2vec-audio" else get("feat_extract_norm", "group")
+    norm = "layer" if model_type == "data2vec-audio" else conf.str("feat_extract_norm")
     if norm not in ("group", "layer"):
         raise CheckpointFormatError(f"{source}: feat_extract_norm must be 'group' or 'layer', got {norm!r}")
-    hidden = int(get("hidden_size", 768))
+    hidden, heads = conf.int("hidden_size"), conf.int("num_attention_heads", 1, 1024)
+    groups = conf.int("num_conv_pos_embedding_groups")
+    if hidden % heads:
+        raise CheckpointConfigError(source, "num_attention_heads", heads, f"a divisor of hidden_size={hidden}")
+    if model_type != "wav2vec2-conformer" and hidden % groups:
+        raise CheckpointConfigError(source, "num_conv_pos_embedding_groups", groups,
+                                    f"a divisor of hidden_size={hidden}")
     extra_cfg = {}
     if model_type == "data2vec-audio":
-        depth, kernel = int(get("num_conv_pos_embeddings", 5)), int(get("conv_pos_kernel_size", 19))
+        depth = conf.int("num_conv_pos_embeddings", 1, config_io.MAX_CONV_LAYERS)
+        kernel = conf.int("conv_pos_kernel_size")
         if kernel < 3:
             raise _unsupported(source, f"conv_pos_kernel_size={kernel} (< 3)")
         extra_cfg.update(pos_conv_depth=depth, conv_pos=kernel * depth, layer_norm_first=False)
     else:
-        extra_cfg.update(conv_pos=int(get("num_conv_pos_embeddings", 128)),
-                         layer_norm_first=bool(get("do_stable_layer_norm", False)))
+        extra_cfg.update(conv_pos=conf.int("num_conv_pos_embeddings"),
+                         layer_norm_first=conf.bool("do_stable_layer_norm"))
     if model_type == "wavlm":
-        extra_cfg.update(relative_position_embedding=True, gru_rel_pos=True,
-                         num_buckets=int(get("num_buckets", 320)), max_distance=int(get("max_bucket_distance", 800)))
+        extra_cfg.update(relative_position_embedding=True, gru_rel_pos=True, num_buckets=conf.int("num_buckets"),
+                         max_distance=conf.int("max_bucket_distance", 1, 2**24))
     if model_type == "wav2vec2-conformer":
-        pos = {"relative": "rel_pos", "rotary": "rope"}.get(get("position_embeddings_type"))
+        pos = {"relative": "rel_pos", "rotary": "rope"}.get(hf.get("position_embeddings_type"))
         if pos is None:
-            raise _unsupported(source, f"position_embeddings_type={get('position_embeddings_type')!r}")
+            raise _unsupported(source, f"position_embeddings_type={hf.get('position_embeddings_type')!r}")
         if ACTIVATIONS[act] != "swish":
             raise _unsupported(source, f"a conformer with hidden_act={act!r} (conformer layers use swish)")
         extra_cfg.update(layer_type="conformer", pos_enc_type=pos, layer_norm_first=True,
-                         depthwise_conv_kernel_size=int(get("conv_depthwise_kernel_size", 31)))
+                         depthwise_conv_kernel_size=conf.int("conv_depthwise_kernel_size"))
     return Wav2Vec2Config(
-        conv_layers=tuple((int(c), int(k), int(s)) for c, k, s in zip(dims, kernels, strides)),
+        conv_layers=conv_layers,
         extractor_mode="default" if norm == "group" else "layer_norm",
-        conv_bias=bool(get("conv_bias", False)),
+        conv_bias=conf.bool("conv_bias"),
         embed_dim=hidden,
-        ffn_dim=int(get("intermediate_size", 3072)),
-        num_layers=int(get("num_hidden_layers", 12)),
-        num_heads=int(get("num_attention_heads", 12)),
+        ffn_dim=conf.int("intermediate_size"),
+        num_layers=conf.int("num_hidden_layers", 1, config_io.MAX_LAYERS),
+        num_heads=heads,
         activation=ACTIVATIONS[act],
-        conv_pos_groups=int(get("num_conv_pos_embedding_groups", 16)),
+        conv_pos_groups=groups,
         normalize_waveform=bool(do_normalize),
         normalize_eps=HF_NORMALIZE_EPS,
-        force_feature_proj=int(dims[-1]) == hidden,  # HF always projects, fairseq only when the sizes differ
-        layer_norm_eps=float(get("layer_norm_eps", 1e-5)),
-        dropout=float(get("hidden_dropout", 0.1)),
-        attention_dropout=float(get("attention_dropout", 0.1)),
-        activation_dropout=float(get("activation_dropout", 0.1)),
+        force_feature_proj=conv_layers[-1][0] == hidden,  # HF always projects, fairseq only when the sizes differ
+        layer_norm_eps=conf.float("layer_norm_eps", 0.0, 1.0),
+        dropout=conf.float("hidden_dropout"),
+        attention_dropout=conf.float("attention_dropout"),
+        activation_dropout=conf.float("activation_dropout"),
         extra={"name": model_type, "source": source, "format": "huggingface"},
         **extra_cfg,
     )
@@ -334,17 +368,28 @@ def hf_to_fairseq(state: dict, cfg, source: str) -> dict:
 
 def load_folder(path: str | os.PathLike):
     """A HuggingFace model folder -> (Wav2Vec2Config, state dict with fairseq key names)."""
+    from .fairseq import check_weight_types, estimated_parameters, key_table
+
     folder = Path(path)
     source = str(folder)
     if not (folder / "config.json").is_file():
         raise CheckpointFormatError(f"{source} has no config.json: pass a HuggingFace model folder")
     hf = _read_json(folder / "config.json")
-    model_type = model_type_of(hf, source)
+    model_type = model_type_of(hf, str(folder / "config.json"))
     pre = folder / "preprocessor_config.json"
-    do_normalize = bool(_read_json(pre).get("do_normalize", True)) if pre.is_file() else FALLBACK_DO_NORMALIZE
-    cfg = config_from_hf(hf, model_type, do_normalize, source)
+    do_normalize = FALLBACK_DO_NORMALIZE
+    if pre.is_file():
+        value = _read_json(pre).get("do_normalize")
+        do_normalize = True if value is None else config_io.as_bool(value, "do_normalize", str(pre))
+    cfg = config_from_hf(hf, model_type, do_normalize, str(folder / "config.json"))
     state = base_model_state(read_weights(folder), model_type, source)
-    return cfg, hf_to_fairseq(state, cfg, source)
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointConfigError(source, key, value, "a tensor (a model weight)")
+    state = hf_to_fairseq(state, cfg, source)
+    check_weight_types(state, key_table(cfg)[0], source)
+    config_io.check_model_size(estimated_parameters(cfg), state, source)
+    return cfg, state
 
 
 # ---------------------------------------------------------------------------------------------

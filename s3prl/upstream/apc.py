@@ -25,8 +25,9 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_se
 
 from .. import checkpoint as ckpt_io
 from ..audio import features, kaldi
+from ..convert import config as config_io
 from ..convert import fairseq as fairseq_convert
-from ..convert.errors import CheckpointFormatError
+from ..convert.errors import CheckpointConfigError, CheckpointFormatError
 
 SAMPLE_RATE = 16000
 WINDOW = "hamming"  # fixed by the original front-end, whatever the checkpoint's config says
@@ -65,9 +66,9 @@ def fbank_config(audio: dict, source: str) -> FbankConfig:
         raise CheckpointFormatError(f"{source}: only feat_type 'fbank' is supported by the APC series front-end")
     if "feat_dim" not in audio:
         raise CheckpointFormatError(f"{source}: config['data']['audio'] has no feat_dim")
-    dim = int(audio.pop("feat_dim"))
+    dim = config_io.as_int(audio.pop("feat_dim"), "feat_dim", source, 1, 4096)
     audio.pop("decode_wav", None)  # how the original read files; no effect on waveforms
-    cmvn = bool(audio.pop("cmvn", True))
+    cmvn = config_io.as_bool(audio.pop("cmvn", True), "cmvn", source)
     unknown = sorted(set(audio) - FBANK_OPTIONS)
     if unknown:
         raise CheckpointFormatError(f"{source}: unsupported fbank option(s) {unknown} in config['data']['audio'] "
@@ -248,8 +249,15 @@ def apc_config(paras: dict, audio: dict, source: str) -> APCConfig:
     fbank = fbank_config(audio, source)
     if fbank.dim != fbank.num_mel_bins:
         raise CheckpointFormatError(f"{source}: fbank use_energy changes the input size; the original fails too")
-    cfg = APCConfig(hidden_size=int(paras["hidden_size"]), num_layers=int(paras["num_layers"]),
-                    residual=bool(paras["residual"]), dropout=float(paras["dropout"]), vq=paras.get("vq"), fbank=fbank)
+    vq = paras.get("vq")
+    if vq is not None and not isinstance(vq, dict):
+        raise CheckpointConfigError(source, "vq", vq, "a mapping with codebook_size and code_dim lists")
+    if vq is not None:
+        vq = dict(vq, code_dim=config_io.parse_int_list(vq.get("code_dim") or [], source, "vq.code_dim", 64))
+    cfg = APCConfig(hidden_size=config_io.as_int(paras["hidden_size"], "hidden_size", source),
+                    num_layers=config_io.as_int(paras["num_layers"], "num_layers", source, 1, config_io.MAX_LAYERS),
+                    residual=config_io.as_bool(paras["residual"], "residual", source),
+                    dropout=config_io.as_float(paras["dropout"], "dropout", source), vq=vq, fbank=fbank)
     if cfg.num_layers < 3:
         raise CheckpointFormatError(f"{source}: APC with {cfg.num_layers} layers; the original upstream exposes the "
                                     "inputs of GRU 2 and 3 and cannot load it either")
@@ -265,6 +273,8 @@ def build(ckpt: str | None, **options) -> APC:
     if options:
         raise TypeError(f"unknown option(s) for APC / VQ-APC: {', '.join(sorted(options))} (it takes none)")
     paras, audio, state = read_apc_series(ckpt, "APC / VQ-APC")
-    model = APC(apc_config(paras, audio, ckpt))
+    cfg = apc_config(paras, audio, ckpt)
+    config_io.check_model_size(cfg.num_layers * 3 * cfg.hidden_size * cfg.hidden_size, state, ckpt)  # GRU h-h weights
+    model = APC(cfg)
     load_mapped(model, state, APC_KEYS, APC_DROP, ckpt)
     return model.eval()

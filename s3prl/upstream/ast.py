@@ -35,8 +35,9 @@ import torch.nn as nn
 
 from .. import checkpoint as ckpt_io
 from ..audio import kaldi
+from ..convert import config as config_io
 from ..convert import fairseq as fairseq_convert
-from ..convert.errors import CheckpointFormatError
+from ..convert.errors import CheckpointConfigError, CheckpointFormatError
 from .vit import PatchEmbed, Transformer, ViTConfig, ast_pos_grid, check_vit_state, grid_to_tokens
 from .vit import rename_state, ssast_pos_grid, tokens_to_grid
 from .windows import run_windowed
@@ -261,15 +262,24 @@ HF_KEYS = [
 _HF_QKV = re.compile(_HF_LAYER + r"attention\.(?:(q|k|v)_proj|attention\.(query|key|value))\.(weight|bias)")
 
 
+HF_AST_DEFAULTS = {"layer_norm_eps": 1e-12, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+                   "intermediate_size": 3072, "qkv_bias": True, "patch_size": 16, "frequency_stride": 10,
+                   "time_stride": 10, "num_mel_bins": 128, "max_length": 1024}
+
+
 def import_huggingface(folder: str, window_secs: float, stride_secs: float, feature_selection: str):
     """A HuggingFace AST folder (config.json + weights; current or legacy key names) -> SpectrogramTransformer."""
     from ..convert.huggingface import read_weights
 
+    config_path = os.path.join(folder, "config.json")
     try:
-        with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+        with open(config_path, encoding="utf-8") as f:
             hf = json.load(f)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:
         raise CheckpointFormatError(f"{folder}: no readable config.json ({e})") from None
+    if not isinstance(hf, dict):
+        raise CheckpointFormatError(f"{config_path}: expected a JSON object ({{...}}), found a JSON "
+                                    f"{type(hf).__name__}")
     if hf.get("model_type") != "audio-spectrogram-transformer":
         raise CheckpointFormatError(f"{folder}: model_type {hf.get('model_type')!r} is not an AST model")
     if hf.get("hidden_act", "gelu") != "gelu":
@@ -287,13 +297,17 @@ def import_huggingface(folder: str, window_secs: float, stride_secs: float, feat
     state = rename_state(state, HF_KEYS, [], folder)
     for (layer, kind), parts in qkv.items():
         state[f"transformer.blocks.{layer}.attn.qkv.{kind}"] = torch.cat([parts["q"], parts["k"], parts["v"]])
-    eps, dim = float(hf.get("layer_norm_eps", 1e-12)), int(hf.get("hidden_size", 768))
-    vit = ViTConfig(embed_dim=dim, depth=int(hf.get("num_hidden_layers", 12)),
-                    num_heads=int(hf.get("num_attention_heads", 12)), mlp_dim=int(hf.get("intermediate_size", 3072)),
-                    layer_norm_eps=eps, qkv_bias=bool(hf.get("qkv_bias", True)))
-    patch = int(hf.get("patch_size", 16))
-    strides = (int(hf.get("frequency_stride", 10)), int(hf.get("time_stride", 10)))
-    bins, max_length = int(hf.get("num_mel_bins", 128)), int(hf.get("max_length", 1024))
+    get = config_io.Settings(hf, HF_AST_DEFAULTS, config_path)
+    eps, dim = get.float("layer_norm_eps", 0.0, 1.0), get.int("hidden_size")
+    heads = get.int("num_attention_heads", 1, 1024)
+    if dim % heads:
+        raise CheckpointConfigError(config_path, "num_attention_heads", heads, f"a divisor of hidden_size={dim}")
+    vit = ViTConfig(embed_dim=dim, depth=get.int("num_hidden_layers", 1, config_io.MAX_LAYERS), num_heads=heads,
+                    mlp_dim=get.int("intermediate_size"), layer_norm_eps=eps, qkv_bias=get.bool("qkv_bias"))
+    patch = get.int("patch_size", 1, 1024)
+    strides = (get.int("frequency_stride", 1, 1024), get.int("time_stride", 1, 1024))
+    bins, max_length = get.int("num_mel_bins", 1, 4096), get.int("max_length", 1, 2**17)
+    config_io.check_model_size(vit.depth * (4 * dim * dim + 2 * dim * vit.mlp_dim), state, folder)
     window, hop, target, _ = window_geometry(window_secs, stride_secs)
     cfg = ASTConfig(vit=vit, kernel=(patch, patch), stride=strides, num_mel_bins=bins, target_length=target,
                     window=window, hop=hop, feature_selection=feature_selection,

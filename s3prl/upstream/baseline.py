@@ -35,6 +35,7 @@ import torch.nn as nn
 from torch.nn.utils.rnn import pad_sequence
 
 from ..audio import features, kaldi
+from ..convert import config as config_io
 
 SAMPLE_RATE = 16000
 KALDI_FUNCTIONS = {"fbank": kaldi.fbank, "mfcc": kaldi.mfcc, "spectrogram": kaldi.spectrogram}
@@ -69,6 +70,22 @@ def _check_keys(section: dict, allowed, where: str, source: str) -> None:
         raise ValueError(f"{source}: unknown key(s) {unknown} in {where}; allowed: {sorted(allowed)}")
 
 
+# Bounds of the options that size the features (a file may ask for anything): (kind, low, high).
+_SIZES = {"num_mel_bins": ("int", 1, 4096), "num_ceps": ("int", 1, 4096), "n_freq": ("int", 1, 65536),
+          "n_mels": ("int", 1, 4096), "n_mfcc": ("int", 1, 4096), "order": ("int", 0, 8),
+          "win_length": ("int", 1, 1001), "frame_length": ("float", 1.0, 1000.0),
+          "frame_shift": ("float", 1.0, 1000.0), "win_ms": ("float", 1.0, 1000.0), "hop_ms": ("float", 1.0, 1000.0),
+          "sample_rate": ("int", 1000, 192000)}
+
+
+def _check_sizes(section: dict, prefix: str, source: str) -> None:
+    """Type and range of the size options in ``section`` (``CheckpointConfigError`` names the key)."""
+    for key, (kind, lo, hi) in _SIZES.items():
+        if key in section:
+            check = config_io.as_int if kind == "int" else config_io.as_float
+            check(section[key], prefix + key, source, lo, hi)
+
+
 def _kaldi_plan(cfg: dict, source: str) -> dict:
     """Validate a ``kaldi`` config; return the extraction plan with its output size and stride."""
     _check_keys(cfg, {"kaldi", "delta", "cmvn"}, "the top level", source)
@@ -88,6 +105,8 @@ def _kaldi_plan(cfg: dict, source: str) -> dict:
         raise ValueError(f"{source}: the 'cmvn' section needs 'use_cmvn: True' or 'use_cmvn: False'")
     # dimension from the configuration, not from a trial run
     defaults = {k: p.default for k, p in inspect.signature(KALDI_FUNCTIONS[feat_type]).parameters.items()}
+    _check_sizes(kwargs, f"kaldi.{feat_type}.", source)
+    _check_sizes(delta, "delta.", source)
     opt = {**defaults, **kwargs}
     if feat_type == "fbank":
         dim = opt["num_mel_bins"] + int(opt["use_energy"])
@@ -114,6 +133,8 @@ def _stft_plan(cfg: dict, source: str) -> dict:
         raise ValueError(f"{source}: input.feat_type {inp['feat_type']!r} is not supported as a baseline "
                          f"feature; choose one of {list(features.STFT_FEATURES)}")
     opt = {**_STFT_DEFAULTS, **{k: v for k, v in cfg.items() if k in _STFT_DEFAULTS}}
+    _check_sizes(opt, "", source)
+    _check_sizes({"order": inp["delta"]}, "input.delta/", source)
     dim = {"linear": opt["n_freq"], "mel": opt["n_mels"], "mfcc": opt["n_mfcc"]}[inp["feat_type"]]
     # ``target`` only matters for pre-training; ``channel`` is always 0 for a mono waveform
     return {"kind": "stft", "feat_type": inp["feat_type"], "log": bool(inp["log"]), "delta": int(inp["delta"]),

@@ -26,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import checkpoint as ckpt_io
+from ..convert import config as config_io
 from ..convert import fairseq as fairseq_convert
 from ..convert.errors import CheckpointFormatError
 from ..convert.keys import rename_keys
@@ -160,17 +161,24 @@ class CPC(nn.Module):
 
 
 def config_from_dict(conf: dict, source: str) -> CPCConfig:
-    get = lambda key: conf.get(key) if conf.get(key) is not None else DEFAULTS[key]  # noqa: E731
-    if get("encoder_type") != "cpc":
-        raise CheckpointFormatError(f"{source}: CPC encoder_type={get('encoder_type')!r} is not supported (cpc)")
-    ar_mode = str(get("arMode"))
+    """Libri-light's ``config`` -> CPCConfig; sizes are type- and range-checked (``CheckpointConfigError``)."""
+    get = config_io.Settings(conf, DEFAULTS, source)
+    if get.raw("encoder_type") != "cpc":
+        raise CheckpointFormatError(f"{source}: CPC encoder_type={get.raw('encoder_type')!r} is not supported (cpc)")
+    ar_mode = get.str("arMode")
     if ar_mode not in (*RNN_MODES, "no_ar"):
         raise CheckpointFormatError(f"{source}: CPC arMode={ar_mode!r} is not supported (LSTM, GRU, RNN, no_ar)")
-    norm_mode = str(get("normMode"))
+    norm_mode = get.str("normMode")
     make_norm(norm_mode, 1)  # validates
-    return CPCConfig(hidden_encoder=int(get("hiddenEncoder")), hidden_ar=int(get("hiddenGar")), norm_mode=norm_mode,
-                     ar_mode=ar_mode, ar_layers=int(get("nLevelsGRU")), reverse=get("cpc_mode") == "reverse",
-                     extra={"source": source})
+    return CPCConfig(hidden_encoder=get.int("hiddenEncoder"), hidden_ar=get.int("hiddenGar"), norm_mode=norm_mode,
+                     ar_mode=ar_mode, ar_layers=get.int("nLevelsGRU", 1, config_io.MAX_LAYERS),
+                     reverse=conf.get("cpc_mode") == "reverse", extra={"source": source})
+
+
+def estimated_parameters(cfg: CPCConfig) -> int:
+    """A lower bound of the weights of ``CPC(cfg)``: the encoder's 1x1-or-wider convs after the first, the RNN."""
+    rnn = 0 if cfg.ar_mode == "no_ar" else cfg.ar_layers * cfg.hidden_ar * (cfg.hidden_encoder + cfg.hidden_ar)
+    return 4 * cfg.hidden_encoder * cfg.hidden_encoder + rnn
 
 
 def map_state(state: dict, source: str) -> dict:
@@ -188,6 +196,8 @@ def build(ckpt: str | None, **options) -> CPC:
         raise CheckpointFormatError(f"{ckpt} is {fairseq_convert.describe_format(obj)}, not a CPC checkpoint "
                                     "({'config': ..., 'weights': ...})")
     cfg = config_from_dict(obj["config"], ckpt)
+    config_io.require_tensors(obj["weights"], ckpt)
+    config_io.check_model_size(estimated_parameters(cfg), obj["weights"], ckpt)
     model = CPC(cfg)
     state = map_state(obj["weights"], ckpt)
     for key, value in model.state_dict().items():  # files older than torch 0.4.1 have no BatchNorm counter;

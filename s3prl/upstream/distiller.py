@@ -14,8 +14,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import checkpoint as ckpt_io
+from ..convert import config as config_io
 from ..convert import fairseq as fairseq_convert
-from ..convert.errors import CheckpointFormatError
+from ..convert.errors import CheckpointConfigError, CheckpointFormatError
 from .wav2vec2 import Encoder, FeatureExtractor, Wav2Vec2Config, lengths_to_mask
 
 # DistillerConfig keys and the original's defaults (they differ from fairseq's).
@@ -94,36 +95,46 @@ class Distiller(nn.Module):
 
 
 def config_from_checkpoint(conf: dict, source: str) -> tuple[Wav2Vec2Config, int, int, int]:
-    get = lambda key: conf.get(key) if conf.get(key) is not None else DEFAULTS[key]  # noqa: E731
+    """``Config['distiller']`` -> (encoder config, n_tasks, head inner width, head output width); every value is
+    type- and range-checked before anything is built (``CheckpointConfigError`` names the key and file)."""
+    get = config_io.Settings(conf, DEFAULTS, source)
     for key in ("task_emb_type", "out_layer_type"):
-        if get(key) != "expand-last":
-            raise CheckpointFormatError(f"{source}: DistilHuBERT with {key}={get(key)!r} is not supported")
-    if get("attention_type") != "original":
-        raise CheckpointFormatError(f"{source}: attention_type={get('attention_type')!r} is not supported")
-    n_tasks = int(get("n_tasks"))
+        if get.raw(key) != "expand-last":
+            raise CheckpointFormatError(f"{source}: DistilHuBERT with {key}={get.raw(key)!r} is not supported")
+    if get.raw("attention_type") != "original":
+        raise CheckpointFormatError(f"{source}: attention_type={get.raw('attention_type')!r} is not supported")
+    n_tasks = get.int("n_tasks", 1, config_io.MAX_LAYERS)
     pred_layers = conf.get("pred_layer_id")
-    if pred_layers is not None and len(pred_layers) != n_tasks:
-        raise CheckpointFormatError(f"{source}: pred_layer_id {pred_layers} does not match n_tasks={n_tasks}")
+    if pred_layers is not None:
+        pred_layers = config_io.parse_int_list(pred_layers, source, "pred_layer_id", config_io.MAX_LAYERS, 0,
+                                               config_io.MAX_LAYERS)
+        if len(pred_layers) != n_tasks:
+            raise CheckpointFormatError(f"{source}: pred_layer_id {pred_layers} does not match n_tasks={n_tasks}")
+    embed, heads = get.int("encoder_embed_dim"), get.int("encoder_attention_heads", 1, 1024)
+    groups = get.int("conv_pos_groups")
+    for key, value in (("encoder_attention_heads", heads), ("conv_pos_groups", groups)):
+        if embed % value:
+            raise CheckpointConfigError(source, key, value, f"a divisor of encoder_embed_dim={embed}")
     cfg = Wav2Vec2Config(
-        conv_layers=fairseq_convert.parse_conv_layers(get("extractor_conv_feature_layers")),
-        extractor_mode=str(get("extractor_mode")),
+        conv_layers=get.conv_layers("extractor_conv_feature_layers"),
+        extractor_mode=get.str("extractor_mode", ("default", "layer_norm")),
         conv_bias=False,
-        embed_dim=int(get("encoder_embed_dim")),
-        ffn_dim=int(get("encoder_ffn_embed_dim")),
-        num_layers=int(get("encoder_layers")),
-        num_heads=int(get("encoder_attention_heads")),
-        activation=str(get("activation_fn")),
-        layer_norm_first=bool(get("layer_norm_first")),
-        conv_pos=int(get("conv_pos")),
-        conv_pos_groups=int(get("conv_pos_groups")),
-        dropout=float(get("dropout")),
-        attention_dropout=float(get("attention_dropout")),
-        activation_dropout=float(get("activation_dropout")),
+        embed_dim=embed,
+        ffn_dim=get.int("encoder_ffn_embed_dim"),
+        num_layers=get.int("encoder_layers", 1, config_io.MAX_LAYERS),
+        num_heads=heads,
+        activation=get.str("activation_fn", fairseq_convert.ACTIVATIONS),
+        layer_norm_first=get.bool("layer_norm_first"),
+        conv_pos=get.int("conv_pos"),
+        conv_pos_groups=groups,
+        dropout=get.float("dropout"),
+        attention_dropout=get.float("attention_dropout"),
+        activation_dropout=get.float("activation_dropout"),
         feature_selection="fairseq_layers",
         extra={"source": source, "pred_layer_id": list(pred_layers or [])},
     )
-    inter = int(get("out_layer_inter_dim"))
-    return cfg, n_tasks, inter if inter > 0 else cfg.embed_dim, int(get("final_dim"))
+    inter = get.int("out_layer_inter_dim", -1)
+    return cfg, n_tasks, inter if inter > 0 else cfg.embed_dim, get.int("final_dim")
 
 
 def map_state(state: dict, cfg: Wav2Vec2Config) -> dict:
@@ -154,6 +165,12 @@ def build(ckpt: str | None, model_config: str | None = None, **options) -> Disti
     if not isinstance(conf, dict):
         raise CheckpointFormatError(f"{ckpt}: Config['distiller'] is missing")
     cfg, n_tasks, inter, final = config_from_checkpoint(conf, ckpt)
+    if not isinstance(obj["Distiller"], dict):
+        raise CheckpointFormatError(f"{ckpt}: 'Distiller' is a {type(obj['Distiller']).__name__}, expected a dict "
+                                    "of tensors")
+    config_io.require_tensors(obj["Distiller"], ckpt)
+    heads = n_tasks * (cfg.embed_dim * inter + inter * final)
+    config_io.check_model_size(fairseq_convert.estimated_parameters(cfg) + heads, obj["Distiller"], ckpt)
     model = Distiller(cfg, n_tasks, inter, final)
     fairseq_convert.load_state(model, map_state(obj["Distiller"], cfg), ckpt, mapped=True)
     return model.eval()

@@ -25,8 +25,9 @@ import yaml
 
 from .. import checkpoint as ckpt_io
 from .. import download
+from ..convert import config as config_io
 from ..convert import fairseq as fairseq_convert
-from ..convert.errors import CheckpointFormatError
+from ..convert.errors import CheckpointConfigError, CheckpointFormatError
 from .wav2vec2 import DEFAULT_CONV_LAYERS, Wav2Vec2, Wav2Vec2Config
 
 # TorchAudioHuBERTPretrainEncoder defaults for the architecture keys
@@ -66,17 +67,28 @@ def config_from_yaml(conf: dict, source: str) -> Wav2Vec2Config:
             f"{source}: encoder {conf['encoder']!r} is not supported; only ESPnet's 'torchaudio_hubert' "
             "encoder (what every espnet_hubert entry uses, and all the original expert could load) is"
         )
-    enc = {**ENCODER_DEFAULTS, **{k: v for k, v in (conf.get("encoder_conf") or {}).items() if k in ENCODER_DEFAULTS}}
-    mode = {"group_norm": "default", "layer_norm": "layer_norm"}.get(enc["extractor_mode"])
+    enc_conf = conf.get("encoder_conf") or {}
+    if not isinstance(enc_conf, dict):
+        raise CheckpointFormatError(f"{source}: encoder_conf is a {type(enc_conf).__name__}, expected a mapping")
+    get = config_io.Settings(enc_conf, ENCODER_DEFAULTS, source)
+    mode = {"group_norm": "default", "layer_norm": "layer_norm"}.get(get.str("extractor_mode"))
     if mode is None:
-        raise CheckpointFormatError(f"{source}: extractor_mode {enc['extractor_mode']!r} (group_norm or layer_norm)")
-    layers = enc["extractor_conv_layer_config"]
+        raise CheckpointFormatError(f"{source}: extractor_mode {get.raw('extractor_mode')!r} "
+                                    "(group_norm or layer_norm)")
+    layers = enc_conf.get("extractor_conv_layer_config")
+    embed, heads = get.int("encoder_embed_dim"), get.int("encoder_num_heads", 1, 1024)
+    groups = get.int("encoder_pos_conv_groups")
+    for key, value in (("encoder_num_heads", heads), ("encoder_pos_conv_groups", groups)):
+        if embed % value:
+            raise CheckpointConfigError(source, key, value, f"a divisor of encoder_embed_dim={embed}")
     return Wav2Vec2Config(
-        conv_layers=tuple(tuple(int(v) for v in c) for c in layers) if layers else DEFAULT_CONV_LAYERS,
-        extractor_mode=mode, conv_bias=bool(enc["extractor_conv_bias"]), embed_dim=int(enc["encoder_embed_dim"]),
-        ffn_dim=int(enc["encoder_ff_interm_features"]), num_layers=int(enc["encoder_num_layers"]),
-        num_heads=int(enc["encoder_num_heads"]), layer_norm_first=bool(enc["encoder_layer_norm_first"]),
-        conv_pos=int(enc["encoder_pos_conv_kernel"]), conv_pos_groups=int(enc["encoder_pos_conv_groups"]),
+        conv_layers=config_io.parse_conv_layers(layers, source, "extractor_conv_layer_config")
+        if layers else DEFAULT_CONV_LAYERS,
+        extractor_mode=mode, conv_bias=get.bool("extractor_conv_bias"), embed_dim=embed,
+        ffn_dim=get.int("encoder_ff_interm_features"),
+        num_layers=get.int("encoder_num_layers", 1, config_io.MAX_LAYERS),
+        num_heads=heads, layer_norm_first=get.bool("encoder_layer_norm_first"),
+        conv_pos=get.int("encoder_pos_conv_kernel"), conv_pos_groups=groups,
         force_feature_proj=True,  # torchaudio always projects the CNN features
         feature_selection="fairseq_layers",  # the output of every layer, no final LayerNorm
         dropout=0.0, attention_dropout=0.0, extra={"source": source, "format": "espnet"},
@@ -131,6 +143,9 @@ def build(ckpt: str | None, config: str | None = None, **options) -> Wav2Vec2:
     state = ckpt_io.load_checkpoint(ckpt)
     if not isinstance(state, dict):
         raise CheckpointFormatError(f"{ckpt} is {fairseq_convert.describe_format(state)}, not an ESPnet .pth")
+    state = to_fairseq_names(state, ckpt)
+    fairseq_convert.check_weight_types(state, fairseq_convert.key_table(cfg)[0], ckpt)
+    config_io.check_model_size(fairseq_convert.estimated_parameters(cfg), state, ckpt)
     model = Wav2Vec2(cfg)
-    fairseq_convert.load_state(model, to_fairseq_names(state, ckpt), ckpt)
+    fairseq_convert.load_state(model, state, ckpt)
     return model.eval()

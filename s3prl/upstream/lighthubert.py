@@ -30,6 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import checkpoint as ckpt_io
+from ..convert import config as config_io
 from ..convert import fairseq as fairseq_convert
 from ..convert.errors import CheckpointFormatError
 from .wav2vec2 import (FeatureExtractor, Packing, SelfAttention, TransformerLayer, Wav2Vec2Config,
@@ -91,31 +92,34 @@ class LightHuBERTConfig:
 
 def subnet_config(model_cfg: dict, subnet: dict | None, source: str) -> LightHuBERTConfig:
     """Checkpoint model config (+ the subnet) -> LightHuBERTConfig, with the original's subnet choice."""
-    get = lambda k: model_cfg[k] if model_cfg.get(k) is not None else DEFAULTS[k]  # noqa: E731
+    get = config_io.Settings(model_cfg, DEFAULTS, source)
     name = model_cfg.get("_name")
     if name not in ("student_hubert", "hubert_pruner"):
         raise CheckpointFormatError(f"{source}: cfg.model._name is {name!r}; LightHuBERT checkpoints are "
                                     "'student_hubert' or 'hubert_pruner'")
-    supernet_type = str(get("supernet_type")).lower()
+    supernet_type = get.str("supernet_type").lower()
     if name == "hubert_pruner":
         pruner = str(model_cfg.get("pruner_supernet", "")).lower()
         for kind in ("small", "base"):  # the type is read from the pruner's supernet yaml name
             supernet_type = kind if pruner.endswith(f"{kind}.yaml") else supernet_type
     if supernet_type not in MAX_SUBNET:
         raise CheckpointFormatError(f"{source}: supernet_type {supernet_type!r} is not 'base' or 'small'")
-    if int(get("encoder_layers")) != 12 or get("layer_type") != "transformer" or int(get("pos_conv_depth")) != 1:
+    if (get.int("encoder_layers", 1, config_io.MAX_LAYERS) != 12 or get.raw("layer_type") != "transformer"
+            or get.int("pos_conv_depth", 1, config_io.MAX_CONV_LAYERS) != 1):
         raise CheckpointFormatError(f"{source}: only 12-layer transformer supernets with one positional conv "
                                     "exist (and are supported)")
     if subnet is None:
         subnet = table_subnet("max" if name == "student_hubert" else "pruned", supernet_type)
     embed, kept, heads, ffns = check_subnet(subnet)
-    conv = Wav2Vec2Config(conv_layers=fairseq_convert.parse_conv_layers(get("conv_feature_layers")),
-                          extractor_mode=str(get("extractor_mode")), conv_bias=bool(get("conv_bias")))
+    conv = Wav2Vec2Config(conv_layers=get.conv_layers("conv_feature_layers"),
+                          extractor_mode=get.str("extractor_mode", ("default", "layer_norm")),
+                          conv_bias=get.bool("conv_bias"))
     return LightHuBERTConfig(
-        conv=conv, supernet_embed=int(get("encoder_embed_dim")), supernet_ffn=int(get("encoder_ffn_embed_dim")),
-        embed_dim=embed, kept_layers=kept, heads=heads, ffn_dims=ffns, conv_pos=int(get("conv_pos")),
-        conv_pos_groups=int(get("conv_pos_groups")), layer_norm_first=bool(get("layer_norm_first")),
-        activation=str(get("activation_fn")), feature_grad_mult=float(get("feature_grad_mult")),
+        conv=conv, supernet_embed=get.int("encoder_embed_dim"), supernet_ffn=get.int("encoder_ffn_embed_dim"),
+        embed_dim=embed, kept_layers=kept, heads=heads, ffn_dims=ffns, conv_pos=get.int("conv_pos"),
+        conv_pos_groups=get.int("conv_pos_groups"), layer_norm_first=get.bool("layer_norm_first"),
+        activation=get.str("activation_fn", fairseq_convert.ACTIVATIONS),
+        feature_grad_mult=get.float("feature_grad_mult", 0.0, 1e6),
         extra={"name": name, "supernet_type": supernet_type, "subnet": subnet},
     )
 
@@ -317,6 +321,8 @@ def build(ckpt: str | None, subnet: dict | None = None, **options) -> LightHuBER
         raise CheckpointFormatError(f"{ckpt} is {fairseq_convert.describe_format(obj)}, not a LightHuBERT "
                                     "checkpoint ({'cfg': {'model': ...}, 'model': state_dict})")
     cfg = subnet_config(obj["cfg"]["model"], subnet, ckpt)
+    config_io.require_tensors(obj["model"], ckpt)
+    config_io.check_model_size(config_io.conv_parameters(cfg.conv.conv_layers), obj["model"], ckpt)
     conv_dim = cfg.conv.conv_layers[-1][0]
     if conv_dim == cfg.supernet_embed and cfg.embed_dim != conv_dim:
         raise CheckpointFormatError(f"{ckpt}: this supernet has no feature projection, so its subnets keep width "

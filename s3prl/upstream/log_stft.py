@@ -21,6 +21,8 @@ import torch
 import torch.nn as nn
 import yaml
 
+from ..convert import config as config_io
+
 STFT_MAG = {"n_fft": 512, "hop_length": 320, "win_length": 512, "window": "hann", "center": True, "log": False}
 EPS = 1e-8
 
@@ -42,9 +44,12 @@ def parse_config(cfg, source: str) -> dict:
                          f"missing {missing}, unknown {extra}")
     if spec["window"] != "hann":
         raise ValueError(f"{source}: window {spec['window']!r} is not supported (the original only knows 'hann')")
-    if not 0 < int(spec["win_length"]) <= int(spec["n_fft"]) or int(spec["hop_length"]) <= 0:
-        raise ValueError(f"{source}: need 0 < win_length <= n_fft and hop_length > 0, got {spec}")
-    return dict(spec)
+    out = dict(spec, n_fft=config_io.as_int(spec["n_fft"], "spectrogram.n_fft", source, 1, config_io.MAX_SIZE))
+    out["hop_length"] = config_io.as_int(spec["hop_length"], "spectrogram.hop_length", source, 1, config_io.MAX_SIZE)
+    out["win_length"] = config_io.as_int(spec["win_length"], "spectrogram.win_length", source, 1, out["n_fft"])
+    for key in ("center", "log"):
+        out[key] = config_io.as_bool(spec[key], f"spectrogram.{key}", source)
+    return out
 
 
 class StftMagnitude(nn.Module):

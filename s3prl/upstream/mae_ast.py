@@ -25,8 +25,9 @@ import torch.nn.functional as F
 
 from .. import checkpoint as ckpt_io
 from ..audio import kaldi
+from ..convert import config as config_io
 from ..convert import fairseq as fairseq_convert
-from ..convert.errors import CheckpointFormatError
+from ..convert.errors import CheckpointConfigError, CheckpointFormatError
 from .vit import rename_state
 from .wav2vec2 import Packing, TransformerLayer, Wav2Vec2Config, WeightNormConv
 from .windows import frame_count
@@ -148,20 +149,32 @@ QKV = re.compile(r"encoder\.layers\.(\d+)\.self_attn\.(q|k|v)_proj\.(weight|bias
 
 
 def config_from_checkpoint(model_cfg: dict, task_cfg: dict, source: str) -> MAEASTConfig:
-    get = lambda key: model_cfg.get(key) if model_cfg.get(key) is not None else MODEL_DEFAULTS[key]  # noqa: E731
-    if task_cfg.get("feature_type", "fbank") == "wav":
+    """The checkpoint's model/task config -> MAEASTConfig; every value is type- and range-checked before
+    anything is built (``CheckpointConfigError`` names the key and the file)."""
+    get = config_io.Settings(model_cfg, MODEL_DEFAULTS, source)
+    task = config_io.Settings(task_cfg, {"feature_type": "fbank", "feature_dim": 100, "sample_rate": 16000}, source)
+    if task.raw("feature_type") == "wav":
         raise CheckpointFormatError(f"{source}: feature_type 'wav' is not an MAE-AST spectrogram model")
-    enc = Wav2Vec2Config(embed_dim=int(get("encoder_embed_dim")), ffn_dim=int(get("encoder_ffn_embed_dim")),
-                         num_layers=int(get("encoder_layers")), num_heads=int(get("encoder_attention_heads")),
-                         activation=str(get("activation_fn")), layer_norm_first=bool(get("layer_norm_first")),
-                         conv_pos=int(get("conv_pos")), conv_pos_groups=int(get("conv_pos_groups")),
+    embed, heads = get.int("encoder_embed_dim"), get.int("encoder_attention_heads", 1, 1024)
+    if embed % heads:
+        raise CheckpointConfigError(source, "encoder_attention_heads", heads, f"a divisor of encoder_embed_dim={embed}")
+    enc = Wav2Vec2Config(embed_dim=embed, ffn_dim=get.int("encoder_ffn_embed_dim"),
+                         num_layers=get.int("encoder_layers", 1, config_io.MAX_LAYERS), num_heads=heads,
+                         activation=get.str("activation_fn", fairseq_convert.ACTIVATIONS),
+                         layer_norm_first=get.bool("layer_norm_first"),
+                         conv_pos=get.int("conv_pos"), conv_pos_groups=get.int("conv_pos_groups"),
                          dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, extra={"source": source})
     return MAEASTConfig(
-        kernel=(int(get("ast_kernel_size_time")), int(get("ast_kernel_size_chan"))),
-        stride=(int(get("ast_kernel_stride_time")), int(get("ast_kernel_stride_chan"))),
-        feature_dim=int(task_cfg.get("feature_dim", 100)), sample_rate=int(task_cfg.get("sample_rate", 16000)),
-        encoder=enc, sine_pos=bool(get("enc_sine_pos")), conv_pos=bool(get("enc_conv_pos")),
-        max_tokens=int(get("max_token_length")))
+        kernel=(get.int("ast_kernel_size_time"), get.int("ast_kernel_size_chan")),
+        stride=(get.int("ast_kernel_stride_time"), get.int("ast_kernel_stride_chan")),
+        feature_dim=task.int("feature_dim", 1, 4096), sample_rate=task.int("sample_rate", 1000, 192000),
+        encoder=enc, sine_pos=get.bool("enc_sine_pos"), conv_pos=get.bool("enc_conv_pos"),
+        max_tokens=get.int("max_token_length", 1, 2**17))
+
+
+def estimated_parameters(cfg: MAEASTConfig) -> int:
+    """A lower bound of the weights of ``MAEAST(cfg)``: its transformer layers."""
+    return cfg.encoder.num_layers * fairseq_convert.layer_parameters(cfg.encoder)
 
 
 def map_state(state: dict, cfg: MAEASTConfig, source: str) -> dict:
@@ -200,13 +213,17 @@ def build(ckpt: str | None, **options) -> MAEAST:
         raise ValueError("MAE-AST needs a checkpoint: pass path_or_url")
     obj = ckpt_io.load_checkpoint(ckpt)
     cfg_obj = obj.get("cfg") if isinstance(obj, dict) else None
-    if not isinstance(cfg_obj, dict) or not isinstance(cfg_obj.get("model"), dict) or "model" not in obj:
+    weights = obj.get("model") if isinstance(obj, dict) else None
+    if not isinstance(cfg_obj, dict) or not isinstance(cfg_obj.get("model"), dict) or not isinstance(weights, dict):
         raise CheckpointFormatError(f"{ckpt} is {fairseq_convert.describe_format(obj)}, not an MAE-AST checkpoint "
                                     "({'cfg': {'model', 'task'}, 'model'})")
     if "post_extract_proj.weight" not in obj["model"] or "batch_norm.running_mean" not in obj["model"]:
         raise CheckpointFormatError(f"{ckpt}: a {{cfg, model}} checkpoint without MAE-AST's patch projection and "
                                     "batch_norm (a WavLM / LightHuBERT file? use its own entry)")
-    cfg = config_from_checkpoint(cfg_obj["model"], cfg_obj.get("task") or {}, ckpt)
+    task_cfg = config_io.as_mapping(cfg_obj.get("task") or {}, "cfg.task", ckpt)
+    cfg = config_from_checkpoint(cfg_obj["model"], task_cfg, ckpt)
+    config_io.require_tensors(obj["model"], ckpt)
+    config_io.check_model_size(estimated_parameters(cfg), obj["model"], ckpt)
     model = MAEAST(cfg)
     fairseq_convert.load_state(model, map_state(obj["model"], cfg, ckpt), ckpt, mapped=True)
     return model.eval()

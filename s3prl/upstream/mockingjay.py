@@ -37,7 +37,8 @@ from torch.nn.utils.rnn import pad_sequence
 
 from .. import checkpoint as ckpt_io
 from ..audio import features
-from ..convert.errors import CheckpointFormatError
+from ..convert import config as config_io
+from ..convert.errors import CheckpointConfigError, CheckpointFormatError
 from ..convert.fairseq import describe_format
 from . import baseline
 
@@ -365,20 +366,32 @@ def upstream_config(obj: dict, source: str) -> dict:
     raise CheckpointFormatError(f"{source}: neither 'Config' nor 'Upstream_Config' holds a 'transformer' section")
 
 
+TRANSFORMER_DEFAULTS = {"hidden_act": "gelu", "layer_norm_eps": 1e-12, "share_layer": False, "pre_layer_norm": False,
+                        "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "initializer_range": 0.02}
+
+
 def config_from_checkpoint(conf: dict, input_dim: int, source: str) -> TransformerConfig:
+    """The ``transformer`` and ``task`` sections -> TransformerConfig; every value is type- and range-checked
+    before anything is built (``CheckpointConfigError`` names the key and the file)."""
     t, task = conf["transformer"], conf.get("task") or {}
+    if not isinstance(t, dict) or not isinstance(task, dict):
+        raise CheckpointFormatError(f"{source}: the upstream config's 'transformer' and 'task' must be mappings")
+    get = config_io.Settings(t, TRANSFORMER_DEFAULTS, source)
     try:
+        hidden, heads = get.int("hidden_size"), get.int("num_attention_heads", 1, 1024)
         cfg = TransformerConfig(
-            input_dim=input_dim, hidden_size=int(t["hidden_size"]), num_layers=int(t["num_hidden_layers"]),
-            num_heads=int(t["num_attention_heads"]), intermediate_size=int(t["intermediate_size"]),
-            activation=str(t.get("hidden_act", "gelu")), layer_norm_eps=float(t.get("layer_norm_eps", 1e-12)),
-            share_layer=bool(t.get("share_layer", False)), pre_layer_norm=bool(t.get("pre_layer_norm", False)),
-            hidden_dropout=float(t.get("hidden_dropout_prob", 0.1)),
-            attention_dropout=float(t.get("attention_probs_dropout_prob", 0.1)),
-            initializer_range=float(t.get("initializer_range", 0.02)),
-            sequence_length=int(task["sequence_length"]))
+            input_dim=input_dim, hidden_size=hidden, num_layers=get.int("num_hidden_layers", 1, config_io.MAX_LAYERS),
+            num_heads=heads, intermediate_size=get.int("intermediate_size"),
+            activation=get.str("hidden_act"), layer_norm_eps=get.float("layer_norm_eps", 0.0, 1.0),
+            share_layer=get.bool("share_layer"), pre_layer_norm=get.bool("pre_layer_norm"),
+            hidden_dropout=get.float("hidden_dropout_prob"),
+            attention_dropout=get.float("attention_probs_dropout_prob"),
+            initializer_range=get.float("initializer_range", 0.0, 1e3),
+            sequence_length=config_io.as_int(task["sequence_length"], "sequence_length", source, -2**31, 2**31))
     except KeyError as error:
         raise CheckpointFormatError(f"{source}: the upstream config lacks {error.args[0]!r}") from None
+    if hidden % heads:
+        raise CheckpointConfigError(source, "num_attention_heads", heads, f"a divisor of hidden_size={hidden}")
     if cfg.activation not in ACTIVATIONS:
         raise CheckpointFormatError(f"{source}: hidden_act {cfg.activation!r} is not one of {sorted(ACTIVATIONS)}")
     if cfg.sequence_length < 0:
@@ -437,6 +450,8 @@ def build(ckpt: str | None, options_config=None, **options) -> MockingjayUpstrea
     conf = upstream_config(obj, ckpt)
     front_end = FrontEnd(conf.get("audio"), ckpt)
     cfg = config_from_checkpoint(conf, front_end.dim, ckpt)
+    h, layers = cfg.hidden_size, 1 if cfg.share_layer else cfg.num_layers
+    config_io.check_model_size(layers * (4 * h * h + 2 * h * cfg.intermediate_size), obj["Transformer"], ckpt)
     if opts["dropout"] != "default":
         cfg.hidden_dropout = cfg.attention_dropout = opts["dropout"]
     model = MockingjayUpstream(cfg, front_end, opts)

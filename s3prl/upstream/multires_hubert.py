@@ -20,7 +20,6 @@ only), so a padded batch gives every utterance its batch-size-1 result.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import math
 import re
@@ -32,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import checkpoint as ckpt_io
+from ..convert import config as config_io
 from ..convert import fairseq as fairseq_convert
 from ..convert.errors import CheckpointFormatError
 from .lighthubert import utterance_norm
@@ -184,31 +184,45 @@ class MultiresHubert(nn.Module):
 # ---------------------------------------------------------------------------------------------
 
 
+MAX_RESOLUTIONS = 16
+
+
 def config_from_checkpoint(model_cfg: dict, task_cfg: dict, source: str) -> MultiresConfig:
+    """The checkpoint's model/task config -> MultiresConfig; every value is type- and range-checked before
+    anything is built (``CheckpointConfigError`` names the key and the file)."""
     raw = model_cfg.get("label_rate_ratios", [1, 2])
-    if isinstance(raw, str):
-        raw = ast.literal_eval(raw)
-    if raw in (None, "None") or len(raw) % 2:
+    if raw in (None, "None"):
         raise CheckpointFormatError(f"{source}: label_rate_ratios must be pairs (up, down), got {raw!r}")
-    ratios = [(int(raw[i]), int(raw[i + 1])) for i in range(0, len(raw), 2)]
+    raw = config_io.parse_int_list(raw, source, "label_rate_ratios", 2 * MAX_RESOLUTIONS)
+    if len(raw) % 2 or not raw:
+        raise CheckpointFormatError(f"{source}: label_rate_ratios must be pairs (up, down), got {raw!r}")
+    ratios = [(raw[i], raw[i + 1]) for i in range(0, len(raw), 2)]
     if model_cfg.get("layer_type", "transformer") != "transformer":
         raise CheckpointFormatError(f"{source}: MR-HuBERT with layer_type={model_cfg['layer_type']!r} is not supported")
-    n = int(model_cfg.get("encoder_layers", 2))
+    n = config_io.as_int(model_cfg.get("encoder_layers", 2), "encoder_layers", source, 1, config_io.MAX_LAYERS)
     override = model_cfg.get("override_encoder_layers") or ""
     if override:
-        per = [int(v) for v in (ast.literal_eval(override) if isinstance(override, str) else override)]
+        per = config_io.parse_int_list(override, source, "override_encoder_layers", 2 * MAX_RESOLUTIONS + 1, 0,
+                                       config_io.MAX_LAYERS)
         if len(per) != 2 * len(ratios) + 1:
             raise CheckpointFormatError(f"{source}: override_encoder_layers {per} needs {2 * len(ratios) + 1} entries")
         enc, mid, dec = per[: len(ratios)], per[len(ratios)], per[::-1][: len(ratios)]
     else:
         enc, mid, dec = [n] * len(ratios), n, [n] * len(ratios)
-    if bool(model_cfg.get("use_plain_updownsample", False)) and any(u != 1 for u, _ in ratios):
+    plain = config_io.as_bool(model_cfg.get("use_plain_updownsample", False), "use_plain_updownsample", source)
+    if plain and any(u != 1 for u, _ in ratios):
         raise CheckpointFormatError(f"{source}: plain up/down-sampling needs ratios (1, d), got {ratios}")
-    stack = fairseq_convert.config_from_fairseq(model_cfg, bool(task_cfg.get("normalize", False)), source)
+    stack = fairseq_convert.config_from_fairseq(model_cfg, task_cfg.get("normalize", False), source)
     stack.feature_selection = None
+    kernel = config_io.as_int(model_cfg.get("conv_adapator_kernal", 7), "conv_adapator_kernal", source)
     return MultiresConfig(stack=stack, ratios=ratios, layers_enc=enc, layers_mid=mid, layers_dec=dec,
-                          adapter_kernel=int(model_cfg.get("conv_adapator_kernal", 7)),
-                          plain_updownsample=bool(model_cfg.get("use_plain_updownsample", False)))
+                          adapter_kernel=kernel, plain_updownsample=plain)
+
+
+def estimated_parameters(cfg: MultiresConfig) -> int:
+    """A lower bound of the weights of ``MultiresHubert(cfg)``: conv extractor and every stack's layers."""
+    layers = sum(cfg.layers_enc) + cfg.layers_mid + sum(cfg.layers_dec)
+    return config_io.conv_parameters(cfg.stack.conv_layers) + layers * fairseq_convert.layer_parameters(cfg.stack)
 
 
 ADAPTER = re.compile(r"(downsample|upsample)_modules\.(\d+)\.(upsample|downsample)_conv\.([02])\.(weight|bias)")
@@ -252,11 +266,18 @@ def load_any(obj, source: str) -> tuple[MultiresConfig, dict]:
     else:
         model_cfg = None
     if isinstance(model_cfg, dict):
+        if not isinstance(state, dict):
+            raise CheckpointFormatError(f"{source}: the weights are a {type(state).__name__}, expected a dict")
+        if not isinstance(task_cfg, dict):
+            raise CheckpointFormatError(f"{source}: task_cfg is a {type(task_cfg).__name__}, expected a mapping")
         if not any(str(k).startswith(("encoders.", "middle_encoder.")) for k in state):
             raise CheckpointFormatError(
                 f"{source} is a single-resolution wav2vec 2.0 / HuBERT-style checkpoint (model "
                 f"{model_cfg.get('_name')!r}), not MR-HuBERT: load it with wav2vec2_local / hubert_local")
-        return config_from_checkpoint(model_cfg, task_cfg, source), state
+        cfg = config_from_checkpoint(model_cfg, task_cfg, source)
+        config_io.require_tensors(state, source, skip=("_ema",))
+        config_io.check_model_size(estimated_parameters(cfg), state, source)
+        return cfg, state
     raise CheckpointFormatError(f"{source} is {fairseq_convert.describe_format(obj)}, not an MR-HuBERT checkpoint "
                                 "(s3prl-converted task_cfg/model_cfg/model_weight, or raw fairseq cfg/model)")
 

@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..convert import config as config_io
 from ..convert.errors import CheckpointFormatError
 from .apc import FbankConfig, KaldiFbank, check_paras, fbank_config, lengths_to_mask, load_mapped, read_apc_series
 
@@ -152,11 +153,13 @@ def npc_config(paras: dict, audio: dict, source: str) -> NPCConfig:
         raise CheckpointFormatError(f"{source} is an s3prl APC / VQ-APC checkpoint: use apc_local")
     check_paras(paras, required, optional, source, "NPC")
     fbank = fbank_config(audio, source)
+    get = config_io.Settings(paras, {"batch_norm": True, "activate": "relu"}, source)
+    bottleneck = paras.get("dim_bottleneck")
     cfg = NPCConfig(
-        hidden_size=int(paras["hidden_size"]), n_blocks=int(paras["n_blocks"]),
-        kernel_size=int(paras["kernel_size"]), mask_size=int(paras["mask_size"]), residual=bool(paras["residual"]),
-        batch_norm=bool(paras.get("batch_norm", True)), activate=str(paras.get("activate", "relu")),
-        dropout=float(paras["dropout"]), dim_bottleneck=paras.get("dim_bottleneck"), vq=paras.get("vq"), fbank=fbank)
+        hidden_size=get.int("hidden_size"), n_blocks=get.int("n_blocks", 1, config_io.MAX_LAYERS),
+        kernel_size=get.int("kernel_size"), mask_size=get.int("mask_size", 0), residual=get.bool("residual"),
+        batch_norm=get.bool("batch_norm"), activate=get.str("activate"), dropout=get.float("dropout"),
+        dim_bottleneck=None if bottleneck is None else get.int("dim_bottleneck"), vq=paras.get("vq"), fbank=fbank)
     problems = []
     if paras.get("disable_cross_layer", False):
         problems.append("disable_cross_layer=True (the original upstream cannot load it either)")
@@ -194,7 +197,9 @@ def build(ckpt: str | None, **options) -> NPC:
     if options:
         raise TypeError(f"unknown option(s) for NPC: {', '.join(sorted(options))} (it takes none)")
     paras, audio, state = read_apc_series(ckpt, "NPC")
-    model = NPC(npc_config(paras, audio, ckpt))
+    cfg = npc_config(paras, audio, ckpt)
+    config_io.check_model_size(cfg.n_blocks * cfg.hidden_size * cfg.hidden_size, state, ckpt)  # conv weights
+    model = NPC(cfg)
     load_mapped(model, state, NPC_KEYS, NPC_DROP, ckpt)
     check_masks(model, state, ckpt)
     return model.eval()

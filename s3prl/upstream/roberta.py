@@ -26,8 +26,9 @@ import torch
 import torch.nn as nn
 
 from .. import checkpoint as ckpt_io
+from ..convert import config as config_io
 from ..convert import fairseq as fairseq_convert
-from ..convert.errors import CheckpointFormatError
+from ..convert.errors import CheckpointConfigError, CheckpointFormatError
 from . import wav2vec
 from .wav2vec2 import Packing, TransformerLayer, Wav2Vec2Config
 
@@ -248,23 +249,37 @@ def config_from_dict(conf: dict, vocab_size: int, source: str) -> RobertaConfig:
 
     def get(key):
         value = conf.get(key, DEFAULTS[key])
-        return DEFAULTS[key] if value is None and type(DEFAULTS[key]) is int else value
+        if type(DEFAULTS[key]) is int:
+            hi = config_io.MAX_LAYERS if key == "encoder_layers" else config_io.MAX_SIZE
+            return config_io.as_int(DEFAULTS[key] if value is None else value, key, source, 1, hi)
+        if type(DEFAULTS[key]) is bool:
+            return False if value is None else config_io.as_bool(value, key, source)
+        return value
 
     for key, ok in UNSUPPORTED.items():
         if conf.get(key, ok) not in (ok, None, "", False, 0):
             raise CheckpointFormatError(f"{source}: RoBERTa option {key}={conf[key]!r} is not supported")
-    act = str(get("activation_fn"))
-    if act not in ACTIVATIONS:
+    act = get("activation_fn")
+    if not isinstance(act, str) or act not in ACTIVATIONS:
         raise CheckpointFormatError(f"{source}: activation_fn {act!r} is not supported ({', '.join(ACTIVATIONS)})")
     positions = "none" if get("no_token_positional_embeddings") else (
         "learned" if get("encoder_learned_pos") else "sinusoidal")
+    embed, heads = get("encoder_embed_dim"), get("encoder_attention_heads")
+    if embed % heads:
+        raise CheckpointConfigError(source, "encoder_attention_heads", heads, f"a divisor of encoder_embed_dim={embed}")
     return RobertaConfig(
-        vocab_size=vocab_size, num_layers=int(get("encoder_layers")), embed_dim=int(get("encoder_embed_dim")),
-        ffn_dim=int(get("encoder_ffn_embed_dim")), num_heads=int(get("encoder_attention_heads")),
-        activation=ACTIVATIONS[act], normalize_before=bool(get("encoder_normalize_before")), positions=positions,
-        layernorm_embedding=bool(get("layernorm_embedding")), scale_embedding=not bool(get("no_scale_embedding")),
-        max_positions=int(get("max_positions")), extra={"source": source},
+        vocab_size=vocab_size, num_layers=get("encoder_layers"), embed_dim=embed,
+        ffn_dim=get("encoder_ffn_embed_dim"), num_heads=heads,
+        activation=ACTIVATIONS[act], normalize_before=get("encoder_normalize_before"), positions=positions,
+        layernorm_embedding=get("layernorm_embedding"), scale_embedding=not get("no_scale_embedding"),
+        max_positions=get("max_positions"), extra={"source": source},
     )
+
+
+def estimated_parameters(cfg: RobertaConfig) -> int:
+    """A lower bound of the transformer's weights (token embeddings, attention, FFN)."""
+    d = cfg.embed_dim
+    return cfg.vocab_size * d + cfg.num_layers * (4 * d * d + 2 * d * cfg.ffn_dim)
 
 
 def map_state(state: dict, source: str) -> dict:
@@ -303,8 +318,14 @@ def load_roberta(obj, source: str) -> tuple[RobertaConfig, Dictionary, dict]:
             f"{source} is {fairseq_convert.describe_format(obj)}, not an s3prl-converted DiscreteBERT checkpoint "
             f"(needs {sorted(keys)}; the fairseq bert_kmeans.tar is not read directly)")
     dictionary = Dictionary(str(obj["text_dictionary"]), source)
-    cfg = config_from_dict(fairseq_convert._as_dict(obj["model_cfg"]), len(dictionary.symbols), source)
-    return cfg, dictionary, map_state(dict(obj["model_weight"]), source)
+    cfg = config_from_dict(config_io.as_mapping(obj["model_cfg"], "model_cfg", source), len(dictionary.symbols),
+                           source)
+    weights = obj["model_weight"]
+    if not isinstance(weights, dict):
+        raise CheckpointFormatError(f"{source}: model_weight is a {type(weights).__name__}, expected a dict of tensors")
+    config_io.require_tensors(weights, source)
+    config_io.check_model_size(estimated_parameters(cfg), weights, source)
+    return cfg, dictionary, map_state(dict(weights), source)
 
 
 def default_frontend() -> str:

@@ -21,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import checkpoint as ckpt_io
+from ..convert import config as config_io
 from ..convert import fairseq as fairseq_convert
 from ..convert.errors import CheckpointFormatError
 from .wav2vec2 import lengths_to_mask
@@ -77,9 +78,18 @@ def head_from_checkpoint(obj: dict, input_dim: int, source: str) -> ConvBank:
     if modelrc.get("select") != "ConvBank" or not isinstance(modelrc.get("ConvBank"), dict):
         raise CheckpointFormatError(f"{source}: Config.downstream_expert.modelrc must select 'ConvBank' (the only "
                                     f"head of the original timit_phone model), got {modelrc.get('select')!r}")
-    conf = modelrc["ConvBank"]
-    head = ConvBank(input_dim, TIMIT_PHONE_CLASSES, [int(k) for k in conf["kernels"]], int(conf["cnn_size"]),
-                    int(conf["hidden_size"]), float(conf.get("dropout", 0.0)))
+    conf = config_io.Settings(modelrc["ConvBank"], {"dropout": 0.0}, source)
+    try:
+        kernels, cnn, hidden = conf.int_list("kernels", 64), conf.int("cnn_size"), conf.int("hidden_size")
+    except KeyError as e:
+        raise CheckpointFormatError(f"{source}: Config.downstream_expert.modelrc.ConvBank lacks "
+                                    f"{e.args[0]!r}") from None
+    if not isinstance(obj["Downstream"], dict):
+        raise CheckpointFormatError(f"{source}: 'Downstream' is a {type(obj['Downstream']).__name__}, expected a "
+                                    "dict of tensors")
+    config_io.require_tensors(obj["Downstream"], source)
+    config_io.check_model_size(input_dim * hidden + sum(kernels) * hidden * cnn, obj["Downstream"], source)
+    head = ConvBank(input_dim, TIMIT_PHONE_CLASSES, kernels, cnn, hidden, conf.float("dropout"))
     # the original drops the first component of every key ("model.in_linear.weight" -> "in_linear.weight")
     state = {k.split(".", 1)[1] if "." in k else k: v for k, v in obj["Downstream"].items()}
     fairseq_convert.load_state(head, state, source, mapped=True)

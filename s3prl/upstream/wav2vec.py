@@ -23,7 +23,8 @@ import torch.nn.functional as F
 
 from .. import checkpoint as ckpt_io
 from ..convert import fairseq as fairseq_convert
-from ..convert.errors import CheckpointFormatError
+from ..convert import config as config_io
+from ..convert.errors import CheckpointConfigError, CheckpointFormatError
 from ..convert.keys import rename_keys
 from .wav2vec2 import conv_output_lengths
 
@@ -312,37 +313,46 @@ class Wav2Vec(nn.Module):
 
 
 def config_from_dict(conf: dict, defaults: dict, source: str) -> Wav2VecConfig:
-    """fairseq wav2vec model config (dict) -> Wav2VecConfig; training-only keys are ignored."""
-    get = lambda key: conf.get(key) if conf.get(key) is not None else defaults[key]  # noqa: E731
-    if get("aggregator") != "cnn":
-        raise CheckpointFormatError(f"{source}: aggregator={get('aggregator')!r} is not supported (only 'cnn', "
+    """fairseq wav2vec model config (dict) -> Wav2VecConfig; training-only keys are ignored. Every value is
+    type- and range-checked before anything is built (``CheckpointConfigError`` names the key and file)."""
+    get = config_io.Settings(conf, defaults, source)
+    if get.raw("aggregator") != "cnn":
+        raise CheckpointFormatError(f"{source}: aggregator={get.raw('aggregator')!r} is not supported (only 'cnn', "
                                     "which is also the only one the original s3prl could hook)")
-    if get("vq_type") not in ("none", "gumbel", "kmeans"):
-        raise CheckpointFormatError(f"{source}: unknown vq_type {get('vq_type')!r} (none, gumbel or kmeans)")
-    conv = fairseq_convert.parse_conv_layers(get("conv_feature_layers"))
-    agg = fairseq_convert.parse_conv_layers(get("conv_aggregator_layers"))
+    if get.raw("vq_type") not in ("none", "gumbel", "kmeans"):
+        raise CheckpointFormatError(f"{source}: unknown vq_type {get.raw('vq_type')!r} (none, gumbel or kmeans)")
+    conv = get.conv_layers("conv_feature_layers")
+    agg = get.conv_layers("conv_aggregator_layers")
     if any(stride != 1 for _, _, stride in agg):
         raise CheckpointFormatError(f"{source}: strided context convs are not supported: {agg}")
-    vq_dim = int(get("vq_dim"))
-    if get("vq_type") != "none" and vq_dim not in (0, conv[-1][0]):
+    vq_dim = get.int("vq_dim", 0)
+    if get.raw("vq_type") != "none" and vq_dim not in (0, conv[-1][0]):
         raise CheckpointFormatError(f"{source}: vq_dim={vq_dim} differs from the feature size {conv[-1][0]}")
+    groups = get.int("vq_groups")
+    if get.raw("vq_type") != "none" and conv[-1][0] % groups:
+        raise CheckpointConfigError(source, "vq_groups", groups, f"a divisor of the feature size {conv[-1][0]}")
     return Wav2VecConfig(
         conv_layers=conv, agg_layers=agg,
-        log_compression=bool(get("log_compression")),
-        skip_connections_feat=bool(get("skip_connections_feat")),
-        skip_connections_agg=bool(get("skip_connections_agg")),
-        residual_scale=float(get("residual_scale")),
-        affine_norm=not bool(get("non_affine_group_norm")),
-        agg_conv_bias=not bool(get("no_conv_bias")),
-        agg_zero_pad=bool(get("agg_zero_pad")),
-        activation=str(get("activation")),
-        vq_type=str(get("vq_type")),
-        vq_vars=int(get("vq_vars")),
-        vq_groups=int(get("vq_groups")),
-        vq_depth=int(get("vq_depth")),
-        combine_groups=bool(get("combine_groups")),
+        log_compression=get.bool("log_compression"),
+        skip_connections_feat=get.bool("skip_connections_feat"),
+        skip_connections_agg=get.bool("skip_connections_agg"),
+        residual_scale=get.float("residual_scale", 0.0, 1e6),
+        affine_norm=not get.bool("non_affine_group_norm"),
+        agg_conv_bias=not get.bool("no_conv_bias"),
+        agg_zero_pad=get.bool("agg_zero_pad"),
+        activation=get.str("activation", ("relu", "gelu")),
+        vq_type=get.str("vq_type"),
+        vq_vars=get.int("vq_vars"),
+        vq_groups=groups,
+        vq_depth=get.int("vq_depth", 1, config_io.MAX_CONV_LAYERS),
+        combine_groups=get.bool("combine_groups"),
         extra={"source": source},
     )
+
+
+def estimated_parameters(cfg: Wav2VecConfig) -> int:
+    """A lower bound of the conv weights of ``Wav2Vec(cfg)`` (feature extractor and context network)."""
+    return config_io.conv_parameters(cfg.conv_layers + cfg.agg_layers)
 
 
 def read_checkpoint(obj, source: str) -> tuple[Wav2VecConfig, dict]:
@@ -364,7 +374,10 @@ def read_checkpoint(obj, source: str) -> tuple[Wav2VecConfig, dict]:
         kind = "a wav2vec 2.0-family checkpoint (use wav2vec2_custom / hubert_custom / data2vec_custom)" if any(
             k.startswith("encoder.layers.") for k in state) else fairseq_convert.describe_format(obj)
         raise CheckpointFormatError(f"{source} is {kind}, not a wav2vec / vq-wav2vec checkpoint")
-    return config_from_dict(conf, defaults, source), dict(state)
+    cfg = config_from_dict(conf, defaults, source)
+    config_io.require_tensors(state, source)
+    config_io.check_model_size(estimated_parameters(cfg), state, source)
+    return cfg, dict(state)
 
 
 def map_state(state: dict) -> dict:

@@ -453,7 +453,7 @@ def build(ckpt: str | None, feature_selection: str | None = None, fairseq: bool 
             f"feature_selection={feature_selection!r} is not supported; use None, 'fairseq_layers' "
             "or 'fairseq_layers_before_residual'"
         )
-    cfg, state = fairseq_convert.load_any(ckpt_io.load_checkpoint(ckpt) if not _is_folder(ckpt) else ckpt)
+    cfg, state = fairseq_convert.load_any(ckpt_io.load_checkpoint(ckpt) if not _is_folder(ckpt) else ckpt, ckpt)
     cfg.feature_selection = feature_selection
     model = Wav2Vec2(cfg)
     fairseq_convert.load_state(model, state, ckpt)
