@@ -239,15 +239,15 @@ class FeatureCache:
               rank: int = 0, world_size: int = 1, progress: bool = True) -> None:
         """Verify this rank's shards and compute the missing or wrong ones, then wait until every other shard
         exists and is intact (its owner rebuilds a wrong one)."""
-        from tqdm import tqdm
+        from ..progress import progress as progress_bar
 
         self.folder.mkdir(parents=True, exist_ok=True)
         self._remove_stale_temporaries()
         mine = [s for s in range(len(self.shards)) if s % world_size == rank]
         todo = [s for s in mine if not self._verify_own(s)]
         seconds = sum(self.durations[i] for s in todo for i in range(*self.shards[s]))
-        with tqdm(total=round(seconds), unit="s audio", desc=f"caching features in {self.folder.name}",
-                  disable=not progress or not todo) as bar:
+        with progress_bar(total=round(seconds), unit="s audio", desc=f"caching features in {self.folder.name}",
+                          enabled=progress and bool(todo)) as bar:
             for s in todo:
                 self.write_shard(s, upstream, device, batch_seconds)
                 bar.update(round(sum(self.durations[i] for i in range(*self.shards[s]))))
