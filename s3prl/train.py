@@ -363,7 +363,17 @@ def save_checkpoint(ckpt: dict, expdir: Path, names: list[str], max_keep: int) -
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """A checkpoint written by :func:`save_checkpoint` (safe loading: tensors and plain types only)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint not found: {os.fspath(path)!r}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - truncated, foreign or unsafe files all end here
+        raise ValueError(f"{os.fspath(path)} is not a readable training checkpoint (truncated, not written by "
+                         "torch.save, or holding objects other than tensors and plain types): give a states-*.ckpt "
+                         "or *-best.ckpt written by s3prl, or the experiment folder") from None
+    if not isinstance(ckpt, dict) or "Step" not in ckpt:
+        raise ValueError(f"{os.fspath(path)} is not a training checkpoint written by s3prl (no 'Step' entry)")
+    return ckpt
 
 
 def restore(ckpt: dict, parts, optimizer, scheduler, scaler, state: dict) -> None:

@@ -115,3 +115,25 @@ def test_training_progress_is_plain_lines_in_a_log(tmp_path, fsdd_root):
     assert "\r" not in proc.stderr and "\r" not in proc.stdout
     assert any(line.startswith("train: 10/10 step (100.0%)") for line in proc.stderr.splitlines())
     assert "step 5: train loss" in proc.stdout
+
+
+@pytest.mark.parametrize("content,expected", [
+    (b"garbage", "not a readable training checkpoint"),
+    (b"", "not a readable training checkpoint"),
+    (None, "no such checkpoint or experiment folder"),
+])
+def test_evaluate_names_a_bad_checkpoint(tmp_path, capsys, content, expected):
+    path = tmp_path / "x.ckpt"
+    if content is not None:
+        path.write_bytes(content)
+    assert main(["downstream", "evaluate", "-e", str(path if content is not None else tmp_path / "nothing")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("s3prl downstream evaluate: error:") and expected in err
+
+
+def test_a_checkpoint_of_something_else_is_named(tmp_path, capsys):
+    import torch
+
+    torch.save({"model": torch.zeros(2)}, tmp_path / "other.pt")
+    assert main(["downstream", "evaluate", "-e", str(tmp_path / "other.pt")]) == 1
+    assert "not a training checkpoint written by s3prl" in capsys.readouterr().err

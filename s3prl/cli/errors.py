@@ -58,8 +58,8 @@ def describe(err: BaseException) -> str:
 
 def run_command(command, args) -> int:
     """Call ``command(args)`` and turn every failure into a message and an exit code."""
-    name = getattr(args, "command", None) or ""
-    prefix = f"s3prl {name}".strip()
+    words = [getattr(args, "command", None), getattr(args, "mode", None)]
+    prefix = " ".join(["s3prl", *(w for w in words if w)])
     try:
         return int(command(args) or 0)
     except KeyboardInterrupt:

@@ -319,6 +319,8 @@ def test_checkpoints(ctx: Context, model: DownstreamModel, loader, trials, amp) 
 
 
 def sorted_states(expdir: Path) -> list[Path]:
+    if not expdir.is_dir():
+        raise FileNotFoundError(f"no such checkpoint or experiment folder: {str(expdir)!r}")
     states = sorted(expdir.glob("states-*.ckpt"), key=lambda p: int(p.stem.split("-")[1]))
     if not states:
         raise FileNotFoundError(f"no states-*.ckpt in {expdir}")
