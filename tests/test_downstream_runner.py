@@ -9,6 +9,7 @@ import torch
 import minicorpus
 from s3prl.cli import main
 from s3prl.downstream import config, runner, tasks
+from s3prl.downstream.data import Example
 
 HUBERT_TINY = str(Path(__file__).parent / "fixtures" / "oracle" / "hubert_tiny.pt")  # 3 hidden states
 
@@ -169,8 +170,8 @@ def test_intent_slots_all_three_must_be_right(tmp_path):
     ckpt = torch.load(exp / "dev-best.ckpt", weights_only=True)
     assert tuple(ckpt["Classes"]) == (3, 3, 3)
     assert set(json.loads((exp / "results.json").read_text())["metrics"]) == {"accuracy"}
-    scores = tasks.classification_score({"a": (1, 2, 0), "b": (1, 2, 1)}, [tasks.Example("a", "", (1, 2, 0)),
-                                                                        tasks.Example("b", "", (1, 2, 0))])
+    scores = tasks.classification_score({"a": (1, 2, 0), "b": (1, 2, 1)}, [Example("a", "", (1, 2, 0)),
+                                                                        Example("b", "", (1, 2, 0))])
     assert scores == {"accuracy": 0.5}
 
 

@@ -1,4 +1,4 @@
-"""The remaining names: customized_upstream (example), stft_mag, timit_posteriorgram, mos_*, pase_*.
+"""The remaining names: customized_upstream (example), stft_mag, timit_posteriorgram, mos_* (PASE+: test_pase.py).
 
 Parity with the original s3prl on fixtures it produced (tests/oracle/make_hubert_variants_fixtures.sh):
 hidden states of the original S3PRLUpstream, or the original MOS expert's scores."""
@@ -12,7 +12,7 @@ from parity import compare_with_dump
 from s3prl.convert.errors import CheckpointFormatError
 from s3prl.nn import S3PRLUpstream
 from s3prl.nn.upstream import build_upstream
-from s3prl.upstream import example, log_stft, pase
+from s3prl.upstream import example, log_stft
 
 FIXTURES = Path(__file__).parent / "fixtures" / "oracle" / "hubert_variants"
 W2V2_TINY = Path(__file__).parent / "fixtures" / "oracle" / "wav2vec2_tiny.pt"
@@ -122,6 +122,3 @@ def test_mos_bad_inputs():
 
 
 # ---------------------------------------------------------------------------------------------- PASE+
-def test_pase_raises_a_clear_error():
-    with pytest.raises(pase.PaseUnavailableError, match="wavlm_base_plus"):
-        S3PRLUpstream("pase_local", path_or_url=str(W2V2_TINY), extra_conf={"model_config": "PASE+.cfg"})

@@ -136,4 +136,4 @@ def test_a_checkpoint_of_something_else_is_named(tmp_path, capsys):
 
     torch.save({"model": torch.zeros(2)}, tmp_path / "other.pt")
     assert main(["downstream", "evaluate", "-e", str(tmp_path / "other.pt")]) == 1
-    assert "not a training checkpoint written by s3prl" in capsys.readouterr().err
+    assert "not a checkpoint of `s3prl downstream train`" in capsys.readouterr().err

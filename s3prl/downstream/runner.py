@@ -302,7 +302,7 @@ def test_checkpoints(ctx: Context, model: DownstreamModel, loader, trials, amp) 
     tested, best = {}, None
     sign = 1.0 if ctx.task.higher_better else -1.0
     for name in names:
-        ckpt = trainer.load_checkpoint(ctx.expdir / name)
+        ckpt = load_run(ctx.expdir / name)
         for key, module in model.parts().items():
             module.load_state_dict(ckpt[key])
         metrics, predictions = evaluate(model, loader, ctx.task, trials, amp)
@@ -316,6 +316,15 @@ def test_checkpoints(ctx: Context, model: DownstreamModel, loader, trials, amp) 
         module.load_state_dict(weights[key])
     write_predictions(ctx.expdir / "test_predict.txt", predictions, loader.dataset.examples)
     return record(ctx, model, "test", metrics, name, tested[name]["step"], tested)
+
+
+def load_run(path: Path) -> dict:
+    """A checkpoint of a downstream run (what resume and evaluate need), or an error naming the file."""
+    ckpt = trainer.load_checkpoint(path)
+    missing = [k for k in ("Step", "Config", "Upstream_Spec", "Classes") if k not in ckpt]
+    if missing:
+        raise ValueError(f"{path} is not a checkpoint of `s3prl downstream train` (no {', '.join(missing)})")
+    return ckpt
 
 
 def sorted_states(expdir: Path) -> list[Path]:
@@ -376,7 +385,7 @@ def find_resume(args, expdir: Path) -> tuple[dict | None, Path]:
         path = Path(args.past_exp)
         path = sorted_states(path)[-1] if path.is_dir() else path
         trainer.log(f"resuming from {path}")
-        return trainer.load_checkpoint(path), path.parent
+        return load_run(path), path.parent
     return resume_in(expdir, args.auto_resume), expdir
 
 
@@ -387,7 +396,7 @@ def resume_in(folder: Path, auto_resume: bool) -> dict | None:
         raise ValueError(f"{folder} already holds checkpoints: pass -a to resume it, or choose another -n")
     path = sorted_states(folder)[-1]
     trainer.log(f"resuming from {path}")
-    return trainer.load_checkpoint(path)
+    return load_run(path)
 
 
 def expdir_of(args) -> Path:
@@ -495,7 +504,7 @@ def cmd_evaluate(args) -> int:
     _, _, device = setup_distributed()
     target = Path(args.past_exp) if args.past_exp else expdir_of(args)
     path = target if target.is_file() else pick_checkpoint(target)
-    ckpt = trainer.load_checkpoint(path)
+    ckpt = load_run(path)
     config = validate(merge(ckpt["Config"], parse_overrides(args.override), "-o"))
     task, spec = tasks.get(config["task_name"]), UpstreamSpec(**ckpt["Upstream_Spec"])
     ctx = Context(task, config, spec, device, 0, 1, path.parent)

@@ -95,7 +95,7 @@ class FamilyNotImplementedError(NotImplementedError):
 
 
 # Families whose builder only explains why they cannot be built here (asked before any download).
-UNAVAILABLE = {"pase": pase.build}
+UNAVAILABLE: dict[str, Callable[..., nn.Module]] = {}
 
 
 def check_buildable(family: str, name: str) -> None:

@@ -1,0 +1,27 @@
+"""The task table: each task is a small declarative object (corpus, head, objective, hyper-parameters),
+declared in the module of its kind and registered in ``TASKS``.
+
+=====================  =======================================================  ==========================
+name                   what                                                     metric (best on dev)
+=====================  =======================================================  ==========================
+``speech_commands``    KS: Speech Commands v0.01, 12 classes, balanced draws    accuracy (balanced acc.)
+``fluent_commands``    IC: Fluent Speech Commands, action+object+location       accuracy (all three right)
+``voxceleb1``          SID: VoxCeleb1 identification split, 1,251 speakers      accuracy
+``emotion``            ER: IEMOCAP 4 classes, 5 folds by session (averaged)     accuracy
+``sv_voxceleb1``       ASV: VoxCeleb1, x-vector + AM-softmax, official trials   EER (every checkpoint)
+``fsdd_digits``        FSDD spoken digits (takes 0-4 test)                      accuracy
+``fsdd_speakers``      FSDD speaker identification (6 speakers)                 accuracy
+``librispeech_sid``    speaker identification on LibriSpeech-style folders      accuracy
+``librispeech_asv``    speaker verification on held-out LibriSpeech speakers    EER
+``demo_digits``        digits synthesized by ``s3prl demo`` (espeak-ng voices)  accuracy
+=====================  =======================================================  ==========================
+"""
+
+from .base import REQUIRED, TASKS, Downstream, Objective, Task, data_root, get, register
+from . import utterance
+from .utterance import (CLASSIFICATION, VERIFICATION, classification_score, utterance_head, verification_score,
+                        xvector_amsoftmax, xvector_classifier)
+
+__all__ = ["REQUIRED", "TASKS", "Downstream", "Objective", "Task", "data_root", "get", "register", "utterance",
+           "CLASSIFICATION", "VERIFICATION", "classification_score", "utterance_head", "verification_score",
+           "xvector_amsoftmax", "xvector_classifier"]
