@@ -3,6 +3,7 @@
     s3prl list | info NAME          the upstream registry
     s3prl extract ...               hidden states of audio files to disk
     s3prl downstream train|evaluate|tasks ...   the SUPERB runner
+    s3prl score KIND ...            score hypotheses against references outside a run
     s3prl demo                      an offline benchmark on synthesized spoken digits
 
 ``python -m s3prl.cli ...`` is the same command (for ``torchrun``).
@@ -13,10 +14,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import demo, downstream, extract, listing
+from . import demo, downstream, extract, listing, score
 from .errors import EXIT_USAGE, run_command
 
-SUBCOMMANDS = (listing, extract, downstream, demo)
+SUBCOMMANDS = (listing, extract, downstream, score, demo)
 
 
 def common_options() -> argparse.ArgumentParser:
