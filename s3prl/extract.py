@@ -252,10 +252,12 @@ class NpzWriter(Writer):
 
         def pack(tmp: Path) -> None:
             with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as out:
+                restaged = {path.relative_to(self.staging).as_posix()[:-4] for path in staged}
                 if final.is_file():
                     with zipfile.ZipFile(final) as old:
                         for name in old.namelist():
-                            out.writestr(name, old.read(name))
+                            if name.rsplit("/layer", 1)[0] not in restaged:  # extracted again: the new one wins
+                                out.writestr(name, old.read(name))
                 for path in staged:
                     uid = path.relative_to(self.staging).as_posix()[:-4]
                     with zipfile.ZipFile(path) as one:
@@ -333,6 +335,14 @@ class KaldiWriter(Writer):
             ark = (self.outdir / f"layer{layer}.ark").resolve()
             self.kaldiio.save_ark(str(ark), {item.uid: self.array(state)}, scp=str(self.scp(layer)), append=True)
         return f"layer*.scp:{item.uid}"
+
+
+def start_over(fmt: str, outdir: Path) -> None:
+    """``--overwrite`` for the formats that gather every utterance in one file: begin those files anew."""
+    containers = {"npz": [NpzWriter.name], "hdf5": [Hdf5Writer.name], "kaldi": ["layer*.ark", "layer*.scp"]}
+    for pattern in containers.get(fmt, []):
+        for path in outdir.glob(pattern):
+            path.unlink()
 
 
 def make_writer(fmt: str, outdir: Path, fp16: bool, layers: list[int]) -> Writer:

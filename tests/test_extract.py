@@ -187,3 +187,24 @@ def test_first_output_comes_before_the_rest_is_read(corpus, tmp_path, monkeypatc
     assert main(["extract", "--batch-seconds", "1", "-o", str(tmp_path / "out"), str(corpus)]) == 0
     kinds = [kind for kind, _ in events]
     assert kinds.index("write") < len(kinds) - 1 - kinds[::-1].index("read")
+
+
+@pytest.mark.parametrize("fmt", ["npz", "hdf5", "kaldi"])
+def test_resume_and_overwrite_of_one_file_formats(corpus, tmp_path, fmt):
+    """An interrupted run resumes into the same container; --overwrite rewrites it without duplicates."""
+    out = tmp_path / "out"
+    first = tmp_path / "first"
+    write(first / "spk0" / "utt0.wav", tone(0.5, seed=0))
+    assert main(["extract", "-f", fmt, "-o", str(out), str(first)]) == 0
+    assert main(["extract", "-f", fmt, "-o", str(out), str(corpus)]) == 0  # 1 done, 3 more
+    assert main(["extract", "-f", fmt, "--overwrite", "-o", str(out), str(corpus)]) == 0
+    for i in range(4):
+        uid = f"spk{i % 2}/utt{i}"
+        np.testing.assert_allclose(read_back(out, fmt, uid), reference(corpus / f"{uid}.wav")[0].numpy(), atol=1e-5)
+    if fmt == "npz":
+        import zipfile
+
+        names = zipfile.ZipFile(out / "features.npz").namelist()
+        assert len(names) == len(set(names)) == 4
+    if fmt == "kaldi":
+        assert len((out / "layer0.scp").read_text().splitlines()) == 4

@@ -107,6 +107,8 @@ def cmd_extract(args) -> int:
     if args.format == "npy" and len({(upstream.hidden_sizes[l], upstream.downsample_rates[l]) for l in layers}) > 1:
         raise ValueError("--format npy stacks the layers into one array, but the selected layers differ in size or "
                          "frame rate: use --format npz, hdf5 or pt, or select layers of one size with -l")
+    if args.overwrite:
+        ex.start_over(args.format, outdir)
     writer = ex.make_writer(args.format, outdir, args.fp16, layers)
     try:
         return run(args, items, upstream, writer, layers, outdir, progress)
