@@ -110,7 +110,7 @@ def train(model: nn.Module, parts: dict[str, nn.Module], batches: Callable[[int,
           evaluate: Callable[[str], dict], cfg: TrainConfig, expdir: str | os.PathLike, *,
           eval_splits: tuple[str, ...] = ("dev",), selection: Selection | None = None,
           extra: dict | None = None, resume: dict | None = None, stop_after: int | None = None,
-          progress: bool = True) -> dict:
+          progress: bool = True, make_optimizer: Callable | None = None) -> dict:
     """Train ``model`` (``model(batch) -> scalar loss``; it may be a DDP wrapper) for ``cfg.total_steps`` steps.
 
     Args:
@@ -123,6 +123,8 @@ def train(model: nn.Module, parts: dict[str, nn.Module], batches: Callable[[int,
         extra: more entries for every checkpoint (e.g. ``Config``, ``Args``).
         resume: a checkpoint written by this function: continue exactly where it stopped.
         stop_after: stop (with a checkpoint) after this many steps in this call, e.g. for time-limited jobs.
+        make_optimizer: ``make_optimizer(params) -> optimizer`` instead of ``cfg.optimizer`` (e.g. a pre-training
+            method's own optimizer with its schedule inside; ``cfg.scheduler`` still applies on top).
     Returns:
         ``{"step", "best", "stopped_early", "last_checkpoint"}``.
     """
@@ -130,7 +132,7 @@ def train(model: nn.Module, parts: dict[str, nn.Module], batches: Callable[[int,
     leader = not dist.is_initialized() or dist.get_rank() == 0
     device = next(model.parameters()).device
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = build_optimizer(params, cfg)
+    optimizer = build_optimizer(params, cfg) if make_optimizer is None else make_optimizer(params)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule(cfg))
     amp_dtype = autocast_dtype(cfg.precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
@@ -355,7 +357,8 @@ def save_checkpoint(ckpt: dict, expdir: Path, names: list[str], max_keep: int) -
         copy.write_bytes(tmp.read_bytes())
         os.replace(copy, expdir / name)
     os.replace(tmp, expdir / names[-1])
-    states = sorted(expdir.glob("states-*.ckpt"), key=lambda p: int(p.stem.split("-")[1]))
+    states = sorted((p for p in expdir.glob("states-*.ckpt") if p.stem.split("-")[1].isdigit()),  # not states-epoch-N
+                    key=lambda p: int(p.stem.split("-")[1]))
     for old in states[:-max_keep] if max_keep > 0 else []:
         old.unlink(missing_ok=True)
     return expdir / names[-1]

@@ -4,6 +4,8 @@
     s3prl extract ...               hidden states of audio files to disk
     s3prl downstream train|evaluate|tasks ...   the SUPERB runner
     s3prl score KIND ...            score hypotheses against references outside a run
+    s3prl lm build TEXT -o LM.arpa  a word n-gram (ARPA) for the ASR task's LM decoder
+    s3prl pretrain -u METHOD ...    pre-train an upstream with an s3prl method (APC, NPC, TERA, ...)
     s3prl demo                      an offline benchmark on synthesized spoken digits
 
 ``python -m s3prl.cli ...`` is the same command (for ``torchrun``).
@@ -14,10 +16,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import demo, downstream, extract, listing, score
+from . import demo, downstream, extract, listing, lm, pretrain, score
 from .errors import EXIT_USAGE, run_command
 
-SUBCOMMANDS = (listing, extract, downstream, score, demo)
+SUBCOMMANDS = (listing, extract, downstream, score, lm, pretrain, demo)
 
 
 def common_options() -> argparse.ArgumentParser:

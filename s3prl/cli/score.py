@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 
-SCORERS: tuple = ()  # modules with add_parsers(modes, common), e.g. error rates, DER
+from . import score_der, score_text
+
+SCORERS: tuple = (score_der, score_text)  # modules with add_parsers(modes, common), e.g. error rates, DER
 
 
 def add_parsers(sub, common) -> None:

@@ -20,6 +20,7 @@ def results_table(records: list[dict]) -> str:
 
 
 PERCENT = {"accuracy", "balanced_accuracy", "EER"}
+PERCENT |= {"DER", "missed", "false_alarm", "confusion", "frame_accuracy"}  # diarization
 
 
 def _number(name: str, value) -> str:
@@ -100,4 +101,31 @@ def plot_curves(history: str | Path, path: str | Path, metric: str | None = None
         ax.set_xlabel("step")
         ax.set_ylabel(metric)
         ax.legend(fontsize=8)
+    return save_figure(fig, path, title)
+
+
+def plot_diarization(reference: dict, hypothesis: dict, path: str | Path, mapping: dict | None = None,
+                     uem: list | None = None, title: str = "diarization") -> Path:
+    """One recording's timeline: a row per reference speaker (top) and per hypothesis speaker (bottom, labelled
+    with the reference speaker it is mapped to), turns as bars; regions outside the UEM are shaded."""
+    plt = pyplot()
+    mapping = mapping or {}
+    rows = [(f"ref {s}", reference[s], "#4477aa") for s in sorted(reference)]
+    rows += [(f"hyp {h}" + (f" = {mapping[h]}" if h in mapping else ""), hypothesis[h], "#ee7733")
+             for h in sorted(hypothesis)]
+    ends = [e for _, segs, _ in rows for _, e in segs] + [e for _, e in (uem or [])]
+    fig, ax = plt.subplots(figsize=(10, 0.45 * max(len(rows), 2) + 1.2))
+    for i, (_, segs, color) in enumerate(rows):
+        ax.broken_barh([(s, e - s) for s, e in segs], (i - 0.4, 0.8), facecolors=color)
+    if uem:
+        cursor = 0.0
+        for s, e in sorted(uem):
+            if s > cursor:
+                ax.axvspan(cursor, s, color="0.85", zorder=0)
+            cursor = e
+    ax.set_yticks(range(len(rows)), [name for name, _, _ in rows], fontsize=8)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set_xlim(0, max(ends, default=1.0))
+    ax.set_xlabel("seconds")
+    ax.grid(axis="x", alpha=0.3)
     return save_figure(fig, path, title)

@@ -219,6 +219,8 @@ def write_predictions(path: Path, predictions: dict, examples) -> None:
     """``uid prediction truth`` per line (classification), as the original's ``<split>_predict.txt``."""
     if not examples or torch.is_tensor(next(iter(predictions.values()), None)):
         return
+    if hasattr(examples[0].label, "ids"):  # sequence labels (CTC tasks): their objective writes hyp / ref files
+        return
     lines = [f"{ex.uid} {predictions[ex.uid]} {ex.label}\n" for ex in examples]
     path.write_text("".join(lines).replace(", ", ","))
 
@@ -238,12 +240,14 @@ def prepare(ctx: Context, wanted: list[str], classes=None):
     """Build upstream, featurizer, head and the datasets; returns ``(model, datasets, trials, classes)``."""
     set_seed(ctx.config["train"]["seed"])
     upstream, featurizer = build_upstream(ctx.spec, ctx.device)
+    ctx.config["task"] = ctx.task.bind(ctx.config["task"], featurizer.downsample_rate)
     splits = ctx.task.load(ctx.config["task"])
     missing = [s for s in wanted if s not in splits]
     if missing:
         raise ValueError(f"task {ctx.task.name} has no split {missing}; it has {sorted(splits)}")
     classes = classes if classes is not None else ctx.task.count_classes(splits["train"])
     downstream = ctx.task.build(featurizer.output_size, classes).to(ctx.device)
+    ctx.task.configure(downstream, ctx.config["task"])
     datasets = make_datasets(ctx, splits, upstream, featurizer, wanted)
     cached = isinstance(next(iter(datasets.values())), CachedDataset)
     num_layers = upstream.num_layers
@@ -315,6 +319,8 @@ def test_checkpoints(ctx: Context, model: DownstreamModel, loader, trials, amp) 
     for key, module in model.parts().items():
         module.load_state_dict(weights[key])
     write_predictions(ctx.expdir / "test_predict.txt", predictions, loader.dataset.examples)
+    if ctx.task.objective.write is not None:
+        ctx.task.objective.write(ctx.expdir, "test", predictions, loader.dataset.examples)
     return record(ctx, model, "test", metrics, name, tested[name]["step"], tested)
 
 
@@ -515,6 +521,8 @@ def cmd_evaluate(args) -> int:
     loader = make_loader(datasets[args.evaluate_split], config["data"], False, config["train"]["seed"])
     metrics, predictions = evaluate(model, loader, task, trials, amp)
     write_predictions(path.parent / f"{args.evaluate_split}_predict.txt", predictions, loader.dataset.examples)
+    if task.objective.write is not None:
+        task.objective.write(path.parent, args.evaluate_split, predictions, loader.dataset.examples)
     rec = record(ctx, model, args.evaluate_split, metrics, path.name, ckpt["Step"],
                  name=f"results_{args.evaluate_split}")  # the training's own results.json stays
     from .report import results_table

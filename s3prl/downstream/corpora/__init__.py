@@ -14,10 +14,16 @@ module                      task                                        reader(s
 ``iemocap``                 ER: IEMOCAP, 4 classes, 5 folds              ``load(root, fold)``
 ``fsdd``                    digits / speakers (offline stand-in)        ``load(root, task)``
 ``librispeech_speakers``    SID / ASV on LibriSpeech-style folders       ``load``, ``load_asv``, ``make_trials``
+``diarization``             SD: Kaldi data dirs or RTTM (+UEM) folders   ``load``
+``librispeech_text``       PR / ASR: LibriSpeech with transcripts       ``load``, ``read_subset``
+``snips``                   SF: Audio SNIPS                              ``load``
+``common_voice``            OOD-ASR: Common Voice clips + tsv lists      ``load``, ``read_list``
 ==========================  ==========================================  =====================================
 """
 
 from . import fluent_commands, fsdd, iemocap, librispeech_speakers, speech_commands, voxceleb1
+from . import diarization
+from . import common_voice, librispeech_text, snips
 from ._common import CorpusLayoutError
 
 __all__ = ["CorpusLayoutError", "fluent_commands", "fsdd", "iemocap", "librispeech_speakers",

@@ -37,6 +37,7 @@ class Objective:
     loss: Callable
     predict: Callable
     score: Callable
+    write: Callable | None = None  # write(folder, split, predictions, examples): the task's own output files
 
 
 
@@ -83,6 +84,13 @@ class Task:
     @property
     def select_metric(self) -> str:
         return self.select or self.metric
+
+    def bind(self, options: dict, downsample_rate: int) -> dict:
+        """The task options completed with what depends on the upstream (SD: the label frame shift)."""
+        return options
+
+    def configure(self, downstream: Downstream, options: dict) -> None:
+        """Attach what the current options add to a built head and is not a weight (ASR: an LM decoder)."""
 
     def load(self, options: dict) -> dict[str, list[Example]]:
         """The splits, after checking the options (a required path left unset gets a clear error)."""
