@@ -21,6 +21,16 @@ import torch.nn.functional as F
 from ..upstream.apc import run_rnn
 
 
+def vq_groups(vq: dict, hidden_size: int) -> nn.ModuleList:
+    """One ``VQLayer`` per group of the config's ``vq`` section (``codebook_size``, ``code_dim`` lists whose code
+    dimensions split the ``hidden_size`` features), as APC's and NPC's quantisers are built."""
+    sizes, dims = list(vq["codebook_size"]), list(vq["code_dim"])
+    if len(sizes) != len(dims) or sum(dims) != hidden_size:
+        raise ValueError(f"model.paras.vq: codebook_size {sizes} and code_dim {dims} must have one entry per "
+                         f"group, code_dim summing to {hidden_size}")
+    return nn.ModuleList(VQLayer(d, c, d, vq["gumbel_temperature"]) for c, d in zip(sizes, dims))
+
+
 class VQLayer(nn.Module):
     """One group of the quantiser: logits over the codebook, a one-hot code (Gumbel in training, argmax
     otherwise), and its embedding."""
@@ -51,11 +61,7 @@ class APCNet(nn.Module):
         self.dropout, self.residual = dropout, residual
         self.code_dims = list(vq["code_dim"]) if vq else []
         if vq:
-            if len(vq["codebook_size"]) != len(self.code_dims) or sum(self.code_dims) != hidden_size:
-                raise ValueError(f"model.paras.vq: codebook_size {vq['codebook_size']} and code_dim "
-                                 f"{self.code_dims} must have one entry per group, code_dim summing to {hidden_size}")
-            self.vq_layers = nn.ModuleList(VQLayer(d, c, d, vq["gumbel_temperature"])
-                                           for c, d in zip(vq["codebook_size"], self.code_dims))
+            self.vq_layers = vq_groups(vq, hidden_size)
         self.postnet = nn.Linear(hidden_size, input_size)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

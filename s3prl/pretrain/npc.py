@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .apc import Batch, VQLayer
+from .apc import Batch, vq_groups
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
@@ -77,11 +77,7 @@ class NPCNet(nn.Module):
                                           for i in range(n_blocks))
         self.code_dims = list(vq["code_dim"]) if vq else []
         if vq:
-            if len(vq["codebook_size"]) != len(self.code_dims) or sum(self.code_dims) != hidden_size:
-                raise ValueError(f"model.paras.vq: codebook_size {vq['codebook_size']} and code_dim "
-                                 f"{self.code_dims} must have one entry per group, code_dim summing to {hidden_size}")
-            self.vq_layers = nn.ModuleList(VQLayer(d, c, d, vq["gumbel_temperature"])
-                                           for c, d in zip(vq["codebook_size"], self.code_dims))
+            self.vq_layers = vq_groups(vq, hidden_size)
         if dim_bottleneck is not None:
             self.ae_bottleneck = nn.Linear(hidden_size, dim_bottleneck, bias=False)
         self.postnet = nn.Linear(hidden_size if dim_bottleneck is None else dim_bottleneck, input_size)

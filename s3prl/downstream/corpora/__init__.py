@@ -21,10 +21,9 @@ module                      task                                        reader(s
 ==========================  ==========================================  =====================================
 """
 
-from . import fluent_commands, fsdd, iemocap, librispeech_speakers, speech_commands, voxceleb1
-from . import diarization
-from . import common_voice, librispeech_text, snips
+from . import (common_voice, diarization, fluent_commands, fsdd, iemocap, librispeech_speakers, librispeech_text,
+               snips, speech_commands, voxceleb1)
 from ._common import CorpusLayoutError
 
-__all__ = ["CorpusLayoutError", "fluent_commands", "fsdd", "iemocap", "librispeech_speakers",
-           "speech_commands", "voxceleb1"]
+__all__ = ["CorpusLayoutError", "common_voice", "diarization", "fluent_commands", "fsdd", "iemocap",
+           "librispeech_speakers", "librispeech_text", "snips", "speech_commands", "voxceleb1"]

@@ -16,7 +16,7 @@ name                   what                                                     
 ``demo_digits``        digits synthesized by ``s3prl demo`` (espeak-ng voices)  accuracy
 ``diarization``        SD: 2 speakers, Kaldi data dirs or RTTM folder, PIT     DER (lower is better)
 ``ami_diarization``    SD on the AMI excerpts of ``$S3PRL_DATA/ami_mini``      DER (lower is better)
-``ctc_libriphone``    PR: LibriSpeech phonemes (lexicon), frame linear, CTC    PER (lower is better)
+``ctc_libriphone``     PR: LibriSpeech phonemes (lexicon), frame linear, CTC    PER (lower is better)
 ``asr``                ASR: LibriSpeech characters, 2-layer BLSTM, CTC         WER % (lower is better)
 ``ctc_snips``          SF: Audio SNIPS characters + slot markers, BLSTM, CTC   slot-type F1
 ``ctc_commonvoice``    OOD-ASR: Common Voice characters (task.vocab_file), CTC  WER (lower is better)
@@ -24,12 +24,11 @@ name                   what                                                     
 """
 
 from .base import REQUIRED, TASKS, Downstream, Objective, Task, data_root, get, register
-from . import utterance
-from . import diarization
-from . import ctc
+from . import utterance, diarization, ctc  # each kind registers its tasks in TASKS, in this (listing) order
 from .utterance import (CLASSIFICATION, VERIFICATION, classification_score, utterance_head, verification_score,
                         xvector_amsoftmax, xvector_classifier)
 
 __all__ = ["REQUIRED", "TASKS", "Downstream", "Objective", "Task", "data_root", "get", "register", "utterance",
+           "ctc", "diarization",
            "CLASSIFICATION", "VERIFICATION", "classification_score", "utterance_head", "verification_score",
            "xvector_amsoftmax", "xvector_classifier"]
