@@ -105,7 +105,7 @@ def test_librispeech_tasks_train_test_and_evaluate(tmp_path, libri, task, hyp_fi
     assert json.loads((exp / "results_dev.json").read_text())["split"] == "dev"
 
 
-def test_asr_evaluates_with_a_kenlm_lexicon_decoder(tmp_path, libri):
+def test_asr_evaluates_with_a_kenlm_lexicon_decoder(tmp_path, libri, capsys):
     pytest.importorskip("flashlight.lib.text.decoder")
     exp = tmp_path / "asr"
     run("train", "-u", "fbank", "-d", "asr", "-p", str(exp), "-o",
@@ -121,6 +121,19 @@ def test_asr_evaluates_with_a_kenlm_lexicon_decoder(tmp_path, libri):
     hyps = (exp / "test-LM-hyp.ark").read_text().splitlines()
     assert len(hyps) == 6 and all(set(h.split()[1:]) <= set(WORDS) for h in hyps)  # lexicon words only
     assert (exp / "test-LM-ref.ark").is_file() and (exp / "test-noLM-hyp.ark").is_file()
+    # transcribe: the same hypotheses for the files on their own, greedy and with the LM decoder
+    files = sorted((libri / "test-clean").rglob("*.flac"))[:2]
+    greedy = dict(line.split(" ", 1) for line in (exp / "test-noLM-hyp.ark").read_text().splitlines())
+    with_lm = dict(line.split(" ", 1) for line in hyps)
+    for decoder, expected in ((None, greedy), (f"task.decoder={{kenlm_model: {tmp_path}/lm.arpa, lexicon: "
+                                               f"{tmp_path}/lexicon.lst, unk_weight: -inf}}", with_lm)):
+        argv = ["transcribe", "-e", str(exp), *map(str, files)] + (["-o", decoder] if decoder else [])
+        capsys.readouterr()
+        run(*argv)
+        lines = capsys.readouterr().out.splitlines()
+        assert [line.split("\t")[0] for line in lines] == [str(f) for f in files]
+        for line, f in zip(lines, files):
+            assert line.split("\t", 1)[1].strip() == expected[f.stem].strip(), (decoder, f)
     with pytest.raises(ValueError, match="task.decoder"):
         tasks.get("asr").configure(ctc.CTCDownstream(torch.nn.Linear(1, 1), ctc.char_dictionary({}), None),
                                    {"decoder": {"kenlm": "x"}})

@@ -91,6 +91,13 @@ def test_logs_history_curves_and_resume_guard(tmp_path, fsdd_root, capsys):
     err = capsys.readouterr().err
     assert "'fsdd_digits'" in err and "'fsdd_speakers'" in err
 
+    # transcribe is for the CTC tasks: a classification run is refused, naming the task
+    wav = next(iter(sorted(fsdd_root.rglob("*.wav"))))
+    assert main(["downstream", "transcribe", "-e", str(exp), str(wav)]) == 1
+    assert "'fsdd_digits' run: transcribe takes the runs of the CTC tasks" in capsys.readouterr().err
+    assert main(["downstream", "transcribe", "-e", str(exp), str(tmp_path / "missing.wav")]) == 1
+    assert "not found" in capsys.readouterr().err
+
 
 def test_stale_checkpoint_temporaries_are_removed_on_resume(tmp_path, fsdd_root, capsys):
     exp = tmp_path / "exp"

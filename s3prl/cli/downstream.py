@@ -20,6 +20,12 @@ examples:
 train (total_steps, lr, optimizer, log_step, eval_step, save_step, ...), task (the corpus options) and data
 (batch_seconds, crop_seconds, cache, ...)."""
 
+TRANSCRIBE_EPILOG = """\
+examples:
+  s3prl downstream transcribe -e result/downstream/asr_hubert a.wav b.flac
+  s3prl downstream transcribe -e result/downstream/asr_hubert \\
+      -o "task.decoder={kenlm_model: 4gram.arpa, lexicon: lexicon.txt, lm_weight: 2, word_score: -1}" a.wav"""
+
 EVALUATE_EPILOG = """\
 examples:
   s3prl downstream evaluate -e result/downstream/ks_hubert -t test      # its best dev checkpoint
@@ -64,6 +70,17 @@ def add_parsers(sub, common) -> None:
                          epilog=EVALUATE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("-t", "--evaluate_split", default="test", help="split to evaluate (default: test)")
     e.set_defaults(run=cmd_evaluate)
+
+    r = modes.add_parser("transcribe", parents=[common], help="transcribe audio files with a trained CTC task",
+                         description="Run a trained PR / ASR / SF / OOD-ASR experiment on audio files and print "
+                                     "'FILE<TAB>hypothesis' per file (the original's -m inference): greedy "
+                                     "decoding, or lexicon + KenLM beam search with -o \"task.decoder={...}\".",
+                         epilog=TRANSCRIBE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("files", nargs="*", metavar="AUDIO", help="audio files (any rate, mono or stereo)")
+    r.add_argument("-e", "--past_exp", help="the experiment folder (its best dev checkpoint) or a .ckpt file")
+    r.add_argument("-o", "--override", help="e.g. 'task.decoder={kenlm_model: lm.arpa, lexicon: lexicon.txt}'")
+    r.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    r.set_defaults(run=cmd_transcribe)
 
     k = modes.add_parser("tasks", parents=[common], help="list the tasks, their data layouts and metrics",
                          description="List every task with its data layout (what -o task.root=... must hold) "
@@ -121,6 +138,12 @@ def cmd_evaluate(args) -> int:
 
     with_cache_overrides(args)
     return runner.cmd_evaluate(args)
+
+
+def cmd_transcribe(args) -> int:
+    from ..downstream.transcribe import cmd_transcribe as run
+
+    return run(args)
 
 
 def cmd_tasks(args) -> int:
