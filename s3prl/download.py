@@ -60,6 +60,8 @@ from typing import Sequence
 
 from filelock import FileLock
 
+from .tempfiles import pid_alive
+
 __all__ = [
     "ChecksumError",
     "DownloadError",
@@ -449,20 +451,6 @@ def _atomic_file(dest: Path):
         raise
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    if os.name != "posix":  # no harmless probe (os.kill terminates on Windows): assume it runs
-        return True
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except (ProcessLookupError, OverflowError):  # no such process; a PID too large to exist
-        return False
-    except PermissionError:  # it exists, under another user
-        return True
-    return True
-
-
 def _remove_orphans(dest: Path) -> None:
     """Delete temporary files of ``dest`` whose writer died (killed, out of memory, power cut).
 
@@ -481,7 +469,7 @@ def _remove_orphans(dest: Path) -> None:
         if m is None:
             continue
         with contextlib.suppress(OSError):
-            if m[1] is not None and _pid_alive(int(m[1])):
+            if m[1] is not None and pid_alive(int(m[1])):
                 continue
             if m[1] is None and time.time() - entry.stat().st_mtime < LEGACY_TEMP_AGE_S:
                 continue

@@ -20,7 +20,6 @@ Formats (``--format``), all written atomically or resumably, with ``manifest.tsv
 from __future__ import annotations
 
 import os
-import re
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -138,31 +137,6 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def remove_stale_temporaries(outdir: Path) -> list[Path]:
-    """``*.tmp<PID>`` / ``*.copy<PID>`` files left by killed runs whose process is gone (a live writer's are kept)."""
-    removed = []
-    if not outdir.is_dir():
-        return removed
-    for tmp in outdir.rglob("*"):
-        match = re.search(r"\.(tmp|copy)(\d+)$", tmp.name)
-        if match and not pid_alive(int(match.group(2))) and tmp.is_file():
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp)
-    return removed
-
-
-def pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
 
 
 class Writer:

@@ -31,13 +31,7 @@ BUILD = {"apc": apc.build, "vq_apc": apc.build, "npc": npc.build, "decoar": deco
          "decoar_layers": decoar.build_decoar_layers, "decoar2": decoar.build_decoar2}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are tiny: with a second thread, synchronisation costs more than the work (10x on a busy box)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def upstream(case: str) -> S3PRLUpstream:

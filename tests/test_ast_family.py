@@ -45,13 +45,7 @@ PARITY = [  # dump, entry, checkpoint; every case also compares our padded batch
 ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These models are small: intra-op threads cost more than they save (on a shared 2-core machine, up to 20x)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="session")

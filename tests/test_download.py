@@ -79,17 +79,7 @@ def server():
     s.close()
 
 
-@pytest.fixture(autouse=True)
-def clean_env(tmp_path, monkeypatch):
-    for var in ("S3PRL_OFFLINE", "HF_HUB_OFFLINE", "HF_ENDPOINT", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN",
-                "S3PRL_VERIFY", "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("S3PRL_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("S3PRL_NO_PROGRESS", "1")
-    monkeypatch.setattr(download, "BACKOFF_S", 0.01)
-    download.set_cache_dir(None)
-    yield
-    download.set_cache_dir(None)
+pytestmark = pytest.mark.usefixtures("clean_download_env")
 
 
 def sha(data: bytes) -> str:

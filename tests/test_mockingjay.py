@@ -35,13 +35,7 @@ CASES = [  # (entry, checkpoint, reference)
 ]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: a second thread costs more in synchronisation than it saves (10x on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def upstream(path=TERA, entry="tera_local", **extra):

@@ -32,12 +32,7 @@ PASE_PLUS_CFG = {"kwidths": [251, 20, 11, 11, 11, 11, 11, 11], "strides": [1, 10
                  "norm_out": True, "rnn_pool": True, "rnn_layers": 1}  # = cfg/frontend/PASE+.cfg
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def upstream(ckpt=CKPT, **extra_conf) -> S3PRLUpstream:

@@ -41,12 +41,7 @@ def load_dump(method: str) -> dict:
     return dump
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def objective_from(ref: dict) -> mam.MAMObjective:

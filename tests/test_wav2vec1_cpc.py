@@ -30,13 +30,7 @@ CASES = {  # fixture -> (entry, extra_conf)
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: extra threads only add contention on a loaded 2-core machine (20x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def upstream(case: str, path: str | None = None) -> S3PRLUpstream:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..extract import FORMATS, MANIFEST, SAMPLE_RATE
+from ..tempfiles import remove_stale_temporaries
 
 DESCRIPTION = f"""\
 Run an upstream on audio files or folders (searched recursively) and write each file's hidden states to
@@ -96,7 +97,7 @@ def cmd_extract(args) -> int:
         print(f"no INPUT given: generated a 3 s demo clip at {clip}")
         inputs = [str(clip.parent)]
     items = ex.find_audio(inputs)
-    for stale in ex.remove_stale_temporaries(outdir):
+    for stale in remove_stale_temporaries(outdir):
         print(f"removed {stale} (left by a killed run)")
 
     from ..nn import S3PRLUpstream

@@ -474,7 +474,7 @@ def check_same_run(args, resume: dict, expdir: Path) -> None:
 
 def remove_stale_temporaries(folder: Path) -> None:
     """Checkpoint temporaries (``.ckpt.tmp<PID>``) of killed runs: their process is gone, the file is useless."""
-    from ..extract import remove_stale_temporaries as remove
+    from ..tempfiles import remove_stale_temporaries as remove
 
     for path in remove(folder):
         trainer.log(f"removed {path} (left by a killed run)")
