@@ -421,9 +421,7 @@ def extract_items(items: list[Item], upstream, writer: Writer, manifest: Manifes
         outcome.failed[item.uid] = f"{item.path}: {why}"
 
     def write(item: Item, b: int, all_hs, all_lens) -> None:
-        states = [all_hs[l][b, : int(all_lens[l][b])] for l in layers]
-        if not all(torch.isfinite(s).all() for s in states):
-            return fail(item, "the upstream gave non-finite hidden states (NaN/inf): not written")
+        states = [all_hs[l][b, : int(all_lens[l][b])] for l in layers]  # finite: S3PRLUpstream checks them
         output = writer.write(item, states, layers, meta)
         manifest.add(item.uid, item.path, output, [s.size(0) for s in states], layers)
         outcome.written += 1

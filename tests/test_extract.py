@@ -124,12 +124,13 @@ def test_bad_files_are_skipped_and_listed_the_others_kept(corpus, tmp_path, caps
     nan = tone(1.3, seed=7)
     nan[100:200] = np.nan
     write(corpus / "spk1" / "nan.wav", nan, subtype="FLOAT")  # same length as utt2: they share a batch
+    write(corpus / "spk0" / "loud.wav", tone(0.8, seed=8) * 1e10, subtype="FLOAT")  # readable; the upstream refuses it
     out = tmp_path / "out"
     assert main(["extract", "-o", str(out), str(corpus)]) == 1
     err = capsys.readouterr().err
-    assert "broken.wav" in err and "nan.wav" in err
+    assert "broken.wav" in err and "nan.wav" in err and "loud.wav" in err
     failed = (out / "failed.tsv").read_text()
-    assert "spk0/broken" in failed and "spk1/nan" in failed
+    assert "spk0/broken" in failed and "spk1/nan" in failed and "spk0/loud\t" in failed and "upstream failed" in failed
     for i in range(4):  # the good files are there, with their batch-size-1 values
         uid = f"spk{i % 2}/utt{i}"
         got = torch.load(out / f"{uid}.pt")["hidden_states"][0]

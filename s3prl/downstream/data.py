@@ -44,28 +44,32 @@ class Batch(NamedTuple):
     uids: list[str]
 
 
-def audio_duration(example: Example) -> float:
-    """Seconds of audio ``example`` covers, from the file header (the file is not decoded)."""
+def read_headers(examples: Sequence[Example]) -> dict[str, tuple[int, int, int]]:
+    """``path -> (frames, sample rate, channels)`` of every file the examples use, each header read once
+    (nothing decoded)."""
     import soundfile
 
+    headers = {}
+    for path in dict.fromkeys(ex.path for ex in examples):
+        info = soundfile.info(path)
+        headers[path] = (info.frames, info.samplerate, info.channels)
+    return headers
+
+
+def audio_duration(example: Example, headers: dict[str, tuple[int, int, int]] | None = None) -> float:
+    """Seconds of audio ``example`` covers, from the file header (``headers`` of :func:`read_headers`, else
+    read here; the file is not decoded)."""
     if example.end is not None:
         return max(0.0, example.end - example.start)
-    info = soundfile.info(example.path)
-    return max(0.0, info.frames / info.samplerate - example.start)
+    frames, rate, _ = headers[example.path] if headers is not None else read_headers([example])[example.path]
+    return max(0.0, frames / rate - example.start)
 
 
-def conversion_notice(examples) -> str | None:
-    """What reading these examples' files converts (channels averaged, rates resampled), from the headers."""
-    import soundfile
-
+def conversion_notice(headers: dict[str, tuple[int, int, int]]) -> str | None:
+    """What reading these files converts (channels averaged, rates resampled); ``headers`` of :func:`read_headers`."""
     from ..audio import describe_conversions
 
-    paths = dict.fromkeys(ex.path for ex in examples)
-    headers = []
-    for path in paths:
-        info = soundfile.info(path)
-        headers.append((info.samplerate, info.channels))
-    return describe_conversions(headers, SAMPLE_RATE)
+    return describe_conversions([(rate, channels) for _, rate, channels in headers.values()], SAMPLE_RATE)
 
 
 def read_segment(path: str, start: float, end: float | None, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:

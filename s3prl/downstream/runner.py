@@ -35,7 +35,7 @@ from . import tasks
 from .config import UpstreamSpec, build_config, layer_selection, merge, parse_overrides, spec_from_args, validate
 from .cache import CachedDataset, FeatureCache, cache_key, file_digest
 from .data import (AudioDataset, Batch, DurationBatchSampler, audio_duration, class_balanced_weights, collate,
-                   conversion_notice)
+                   conversion_notice, read_headers)
 
 
 def build_upstream(spec: UpstreamSpec, device) -> tuple[S3PRLUpstream, Featurizer]:
@@ -135,15 +135,16 @@ def make_datasets(ctx: Context, splits: dict, upstream, featurizer, wanted: list
     use_cache = data["cache"] and not ctx.spec.trainable
     root = Path(data["cache_dir"] or default_cache_dir())
     identity = upstream_identity(ctx.spec, root) if use_cache else None
+    headers = read_headers([ex for split in wanted for ex in splits[split]])  # durations and the notice
     if ctx.rank == 0:
-        notice = conversion_notice([ex for split in wanted for ex in splits[split]])
+        notice = conversion_notice(headers)
         if notice:
             trainer.log(notice, ctx.expdir)
     out = {}
     for split in wanted:
         examples = splits[split]
         crop = data["crop_seconds"] if split == "train" else None
-        durations = [audio_duration(ex) for ex in examples]
+        durations = [audio_duration(ex, headers) for ex in examples]
         if split == "train" and data["min_seconds"]:
             kept = [i for i, d in enumerate(durations) if d >= data["min_seconds"]]
             examples, durations = [examples[i] for i in kept], [durations[i] for i in kept]
