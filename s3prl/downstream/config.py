@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from dataclasses import asdict, dataclass
 
 import yaml
 
 from .. import train as trainer
+from ..overrides import numeric, override_items
 from . import tasks
 
 DATA_DEFAULTS = {"batch_seconds": 32.0, "eval_batch_seconds": 128.0, "crop_seconds": None, "balanced": False,
@@ -48,13 +48,6 @@ def merge(config: dict, update: dict, where: str) -> dict:
     return out
 
 
-def numeric(value):
-    """YAML 1.1 reads ``1e-4`` (no dot) as a string; such values are meant as numbers."""
-    if isinstance(value, str) and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+", value.strip()):
-        return float(value)
-    return value
-
-
 def parse_overrides(text: str | None) -> dict:
     """``"train.lr=1e-3,,task.root=/data/x"`` -> ``{"train": {"lr": 0.001}, "task": {"root": "/data/x"}}``.
 
@@ -62,13 +55,8 @@ def parse_overrides(text: str | None) -> dict:
     ``config.runner.total_steps=...`` style is accepted for the keys in ``ORIGINAL_KEYS``.
     """
     out: dict = {}
-    for item in (text or "").split(",,"):
-        if not item.strip():
-            continue
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ValueError(f"-o: {item!r} is not KEY=VALUE (items are separated by ',,')")
-        key = key.strip().removeprefix("config.").removeprefix("downstream_expert.datarc.")
+    for key, raw in override_items(text):
+        key = key.removeprefix("config.").removeprefix("downstream_expert.datarc.")
         key = ORIGINAL_KEYS.get(key, key)
         section, dot, name = key.partition(".")
         if not dot:

@@ -15,9 +15,10 @@ an unknown key is named, with the known ones.
 from __future__ import annotations
 
 import copy
-import re
 
 import yaml
+
+from ..overrides import numeric, override_items
 
 # -------------------------------------------------------------------------------------------------
 # presets: the original's pretrain/<method>/config_model.yaml and config_runner.yaml
@@ -181,32 +182,25 @@ def parse_value(text: str):
         value = yaml.safe_load(text) if text else None
     except yaml.YAMLError:
         return text
-    if isinstance(value, str) and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+", value):
-        return float(value)  # YAML 1.1 reads 1e-4 as a string
-    return value
+    return numeric(value)  # YAML 1.1 reads 1e-4 as a string
 
 
 def apply_overrides(text: str | None, model: dict, runner: dict) -> None:
     """The original's ``-o "config.optimizer.lr=1e-3,,config.runner.total_steps=10"``: ``config.`` keys go to
     the runner configuration, ``upstream.`` (ours) to the model one. Unknown keys are named."""
-    for item in (text or "").split(",,"):
-        if not item.strip():
-            continue
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ValueError(f"-o: {item!r} is not KEY=VALUE (items are separated by ',,')")
-        first, *path = key.strip().split(".")
+    for key, raw in override_items(text):
+        first, *path = key.split(".")
         if first not in ("config", "upstream") or not path:
-            raise ValueError(f"-o: key {key.strip()!r} must start with config. (runner: runner, optimizer, "
+            raise ValueError(f"-o: key {key!r} must start with config. (runner: runner, optimizer, "
                              "pretrain_expert) or upstream. (model: model, task, data)")
         target = runner if first == "config" else model
         for i, name in enumerate(path[:-1]):
             if not isinstance(target.get(name), dict):
-                raise ValueError(f"-o: unknown config key {key.strip()!r} ({'.'.join(path[:i + 1])} is not a section)")
+                raise ValueError(f"-o: unknown config key {key!r} ({'.'.join(path[:i + 1])} is not a section)")
             target = target[name]
         allowed = OPTIONAL.get(".".join(path[:-1]), set())
         if path[-1] not in target and path[-1] not in allowed:
-            raise ValueError(f"-o: unknown config key {key.strip()!r}; known here: {sorted(set(target) | allowed)}")
+            raise ValueError(f"-o: unknown config key {key!r}; known here: {sorted(set(target) | allowed)}")
         target[path[-1]] = parse_value(raw)
 
 
