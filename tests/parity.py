@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from s3prl.nn import S3PRLUpstream
+
+
+def load_dump(path: Path) -> dict:
+    """A dump of the original's hidden states; dumps that share their waveforms name the file holding them
+    (``wavs_from``, in the same folder) instead of storing them again."""
+    dump = torch.load(path, weights_only=True)
+    if dump.get("wavs_from"):
+        dump["wavs"] = torch.load(Path(path).parent / dump["wavs_from"], weights_only=True)["wavs"]
+    return dump
 
 
 def compare_with_dump(upstream: S3PRLUpstream, dump: dict) -> dict:

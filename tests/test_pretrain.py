@@ -20,7 +20,7 @@ import soundfile as sf
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from parity import compare_with_dump  # noqa: E402
+from parity import compare_with_dump, load_dump  # noqa: E402
 
 from s3prl.cli import build_parser  # noqa: E402
 from s3prl.nn import S3PRLUpstream  # noqa: E402
@@ -51,14 +51,6 @@ data:
 FAST = ("config.runner.n_epochs=-1,,config.runner.log_step=1,,config.runner.save_step=2,,"
         "config.pretrain_expert.datarc.train_batch_size=2,,config.optimizer.lr=0.01,,"
         "config.pretrain_expert.datarc.audio_dir=wavs")
-
-
-def load_dump(method: str) -> dict:
-    """The original's hidden states for ``<method>_pretrained.ckpt``; the waveforms are stored once."""
-    dump = torch.load(FIXTURES / f"{method}_pretrained.states.pt", weights_only=True)
-    if dump.get("wavs_from"):
-        dump["wavs"] = torch.load(FIXTURES / dump["wavs_from"], weights_only=True)["wavs"]
-    return dump
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -114,7 +106,7 @@ def test_our_checkpoint_loads_in_the_original_and_ours_alike(method):
     ckpt = torch.load(path, weights_only=True)
     assert ckpt["Method"] == method and ckpt["config"] == ckpt["Upstream_Config"]
     assert ("vq" in ckpt["config"]["model"]["paras"]) == (method != "apc")
-    dump = load_dump(method)  # the original's outputs
+    dump = load_dump(FIXTURES / f"{method}_pretrained.states.pt")  # the original's outputs
     entry = "npc_local" if method == "npc" else "apc_local"  # the original has no vq_apc_local
     err = compare_with_dump(S3PRLUpstream(entry, path_or_url=str(path)).eval(), dump)
     assert err["single"] <= 1e-5 and err["batch"] <= 1e-5, err

@@ -22,7 +22,7 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from parity import compare_with_dump  # noqa: E402
+from parity import compare_with_dump, load_dump  # noqa: E402
 
 from s3prl.cli import build_parser  # noqa: E402
 from s3prl.nn import S3PRLUpstream  # noqa: E402
@@ -31,14 +31,6 @@ from s3prl.pretrain import mam  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pretrain"
 METHODS = ["mockingjay", "tera", "audio_albert"]
-
-
-def load_dump(method: str) -> dict:
-    """The original's hidden states for ``<method>_pretrained.ckpt``; the waveforms are stored once."""
-    dump = torch.load(FIXTURES / f"{method}_pretrained.states.pt", weights_only=True)
-    if dump.get("wavs_from"):
-        dump["wavs"] = torch.load(FIXTURES / dump["wavs_from"], weights_only=True)["wavs"]
-    return dump
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -109,7 +101,7 @@ def test_our_checkpoint_loads_in_the_original_and_ours_alike(method):
     path = FIXTURES / f"{method}_pretrained.ckpt"
     ckpt = torch.load(path, weights_only=True)
     assert ckpt["Method"] == method and {"Transformer", "SpecHead", "Upstream_Config", "Config"} <= set(ckpt)
-    dump = load_dump(method)
+    dump = load_dump(FIXTURES / f"{method}_pretrained.states.pt")
     err = compare_with_dump(S3PRLUpstream(f"{method}_local", path_or_url=str(path)).eval(), dump)
     assert err["single"] <= 1e-5 and err["batch"] <= 1e-5, err
 
