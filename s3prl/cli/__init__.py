@@ -7,6 +7,7 @@
     s3prl lm build TEXT -o LM.arpa  a word n-gram (ARPA) for the ASR task's LM decoder
     s3prl pretrain -u METHOD ...    pre-train an upstream with an s3prl method (APC, NPC, TERA, ...)
     s3prl demo                      an offline benchmark on synthesized spoken digits
+    s3prl wav2vec2 MODE ...         fairseq's wav2vec recipe tools (manifest, labels, featurize, tokenize)
 
 ``python -m s3prl.cli ...`` is the same command (for ``torchrun``).
 """
@@ -16,10 +17,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import demo, downstream, extract, listing, lm, pretrain, score
+from . import demo, downstream, extract, listing, lm, pretrain, score, wav2vec2
 from .errors import EXIT_USAGE, run_command
 
-SUBCOMMANDS = (listing, extract, downstream, score, lm, pretrain, demo)
+SUBCOMMANDS = (listing, extract, downstream, score, lm, pretrain, demo, wav2vec2)
 
 
 def common_options() -> argparse.ArgumentParser:

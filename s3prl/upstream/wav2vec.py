@@ -189,6 +189,16 @@ class Aggregator(nn.Module):
             x = layer(x)
         return states + [x]
 
+    def output(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, T) -> the context network output c (B, C_N, T) alone."""
+        return self.forward(x)[-1]
+
+
+def _forward_idx(quantizer: nn.Module, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """fairseq's ``vector_quantizer.forward_idx``: z (B, C, T) -> (code words (B, C, T), code ids (B, T, G))."""
+    outs = [quantizer(z[b : b + 1]) for b in range(z.size(0))]
+    return torch.cat([w for w, _ in outs]), torch.cat([i for _, i in outs])
+
 
 class GumbelQuantizer(nn.Module):
     """Eval-mode Gumbel VQ: per group, the code word with the largest logit."""
@@ -213,6 +223,8 @@ class GumbelQuantizer(nn.Module):
         book = self.vars[0].view(-1, self.num_vars, self.vars.size(-1))  # (G or 1, V, d)
         words = torch.stack([book[g % book.size(0)][ids[:, g]] for g in range(self.groups)], 1)  # (T, G, d)
         return words.reshape(words.size(0), -1).t()[None], ids[None]
+
+    forward_idx = _forward_idx
 
 
 class KmeansQuantizer(nn.Module):
@@ -240,6 +252,8 @@ class KmeansQuantizer(nn.Module):
         words = torch.stack([book[ids[:, g], g] for g in range(self.groups)], 1)  # (T, G, d)
         return words.reshape(words.size(0), -1).t()[None], ids[None]
 
+    forward_idx = _forward_idx
+
 
 class Wav2Vec(nn.Module):
     """Waveform -> [z, inputs of context convs 1..N-1, c], each (B, T, D)."""
@@ -251,6 +265,17 @@ class Wav2Vec(nn.Module):
         quantizers = {"gumbel": GumbelQuantizer, "kmeans": KmeansQuantizer}
         self.quantizer = quantizers[cfg.vq_type](cfg) if cfg.vq_type in quantizers else None
         self.aggregator = Aggregator(cfg)
+
+    # fairseq's attribute names, for the python usage of fairseq's wav2vec README (aliases: no new weights)
+    @property
+    def feature_aggregator(self):
+        """``model.feature_aggregator(z)``: z (B, C, T) from ``model.feature_extractor(wav (B, samples))`` -> c."""
+        return self.aggregator.output
+
+    @property
+    def vector_quantizer(self) -> nn.Module | None:
+        """``model.vector_quantizer.forward_idx(z)`` -> (code words, code ids (B, T, G)); None for wav2vec."""
+        return self.quantizer
 
     @property
     def num_layers(self) -> int:
