@@ -2,7 +2,7 @@
 
 Proofs (fixtures in tests/fixtures/pretrain, made by tests/oracle/make_pretrain_fixtures.sh):
 * the objective equals the ORIGINAL pre-trainer's on the same weights, batch and random decisions (dropout
-  masks, Gumbel noise): loss and every gradient;
+  masks, Gumbel noise): loss and every gradient (NPC also with ``disable_cross_layer``);
 * a checkpoint written by our command loads in the ORIGINAL S3PRLUpstream('apc_local') (its dump) and in ours
   with the same hidden states;
 * an interrupted and resumed run ends with the checkpoint of an uninterrupted one;
@@ -83,10 +83,10 @@ def setup(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["apc", "vq_apc", "npc"])
+@pytest.mark.parametrize("method", ["apc", "vq_apc", "npc", "npc_no_cross_layer"])
 def test_objective_and_gradients_equal_the_original(method):
     ref = torch.load(FIXTURES / f"{method}_objective.pt", weights_only=True)
-    objective = (NPCObjective if method == "npc" else APCObjective)(ref["config"])
+    objective = (NPCObjective if method.startswith("npc") else APCObjective)(ref["config"])
     objective.model.load_state_dict(ref["state"])  # strict: the original's keys, buffers included
     objective.train()
     torch.manual_seed(ref["seed"])  # the same dropout masks and Gumbel noise as the original drew (NPC: BatchNorm
@@ -109,6 +109,16 @@ def test_our_checkpoint_loads_in_the_original_and_ours_alike(method):
     dump = load_dump(FIXTURES / f"{method}_pretrained.states.pt")  # the original's outputs
     entry = "npc_local" if method == "npc" else "apc_local"  # the original has no vq_apc_local
     err = compare_with_dump(S3PRLUpstream(entry, path_or_url=str(path)).eval(), dump)
+    assert err["single"] <= 1e-5 and err["batch"] <= 1e-5, err
+
+
+def test_npc_without_cross_layer_checkpoint_loads_in_the_original_and_ours_alike():
+    path = FIXTURES / "npc_no_cross_layer_pretrained.ckpt"
+    ckpt = torch.load(path, weights_only=True)
+    assert ckpt["config"]["model"]["paras"]["disable_cross_layer"] is True
+    assert not any(k.startswith("masked_convs.0.") for k in ckpt["model"])  # only the last block's masked conv
+    dump = load_dump(FIXTURES / "npc_no_cross_layer_pretrained.states.pt")  # the original loads it
+    err = compare_with_dump(S3PRLUpstream("npc_local", path_or_url=str(path)).eval(), dump)
     assert err["single"] <= 1e-5 and err["batch"] <= 1e-5, err
 
 

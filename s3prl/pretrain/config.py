@@ -99,6 +99,30 @@ NPC_MODEL = {  # pretrain/npc/config_model.yaml
 NPC_RUNNER = copy.deepcopy(VQ_APC_RUNNER)  # pretrain/npc/config_runner.yaml
 NPC_RUNNER["optimizer"]["lr"] = 0.001
 
+DISTILLER_MODEL = {  # pretrain/distiller/config_model.yaml, with the released DistilHuBERT's heads (layers 4, 8, 12)
+    "distiller": {
+        "extractor_mode": "default",
+        "extractor_conv_feature_layers": "[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2",
+        "extractor_dropout": 0.0, "feature_grad_mult": 0.1, "conv_pos": 128, "conv_pos_groups": 16,
+        "encoder_layers": 2, "encoder_embed_dim": 768, "encoder_ffn_embed_dim": 3072, "encoder_attention_heads": 12,
+        "activation_fn": "gelu", "layer_norm_first": False, "attention_type": "original",
+        "dropout": 0.1, "attention_dropout": 0.1, "activation_dropout": 0.1, "encoder_layerdrop": 0.0,
+        "final_dim": 768, "out_layer_type": "expand-last", "n_tasks": 3, "task_emb_type": "expand-last",
+        "loss_type": "l1", "feat_pen_loss": 0.0, "cosine_loss": 1.0, "pred_layer_id": [4, 8, 12],
+        "init_teacher_conv_layers": True, "init_teacher_encoder_layers": True},
+    # path, cache, cache_dtype: ours (a local teacher file; the teacher's targets cached on disk)
+    "teacher": {"model": "hubert_base", "n_layers": 12, "path": None, "cache": True, "cache_dtype": "float32"},
+    "task": {"sequence_length": 250000},  # samples (15.6 s)
+    "audio": {"target_level": None},  # read and ignored by the original
+}
+DISTILLER_RUNNER = {  # pretrain/distiller/config_runner.yaml
+    "runner": {"n_epochs": -1, "total_steps": 200000, "gradient_clipping": 5.0, "gradient_accumulate_steps": 1,
+               "log_step": 50, "save_step": 10000, "max_keep": 10, "fp16": True},
+    "optimizer": {"name": "AdamW_with_schedule", "lr": 2e-4, "warmup_proportion": 0.07, "betas": [0.9, 0.98],
+                  "eps": 1e-6, "weight_decay": 1e-6},
+    "pretrain_expert": {"datarc": dict(DATARC, num_workers=24, train_batch_size=24, max_timestep=0)},
+}
+
 PRESETS = {  # method -> (model configuration, runner configuration)
     "apc": (APC_MODEL, APC_RUNNER),
     "vq_apc": (VQ_APC_MODEL, VQ_APC_RUNNER),
@@ -107,10 +131,12 @@ PRESETS = {  # method -> (model configuration, runner configuration)
     "tera": (TERA_MODEL, MAM_RUNNER),
     "audio_albert": (ALBERT_MODEL, ALBERT_RUNNER),
     "spec_augment": (SPEC_AUGMENT_MODEL, SPEC_AUGMENT_RUNNER),
+    "distiller": (DISTILLER_MODEL, DISTILLER_RUNNER),
 }
 ATOMIC = {"audio", "vq"}  # sections a file gives whole (checked when the front-end / quantiser is built)
 # keys a file may have that the preset leaves out (optional in the original)
-OPTIONAL = {"model.paras": {"vq", "dim_bottleneck"}, "optimizer": {"warmup_proportion"}}
+OPTIONAL = {"model.paras": {"vq", "dim_bottleneck"}, "optimizer": {"warmup_proportion", "betas", "eps", "weight_decay"},
+            "distiller": {"out_layer_inter_dim", "task_emb_size", "layer_emb_size"}}
 OPTIMIZERS = ("Adam", "AdamW", "AdamW_with_schedule")
 
 
@@ -225,6 +251,9 @@ def validate(method: str, model: dict, runner: dict) -> None:
         raise ValueError(f"optimizer.name = {opt['name']!r}: this method trains with one of {OPTIMIZERS}")
     task = model["task"]
     integer(task, "sequence_length", "task", 0)
+    if "distiller" in model:
+        validate_distiller(model)
+        return
     if "n_future" in task:  # APC series
         integer(task, "n_future", "task", 1)
         if model["data"]["audio"].get("feat_type") != "fbank":
@@ -249,3 +278,25 @@ def check_position_size(model: dict) -> None:
     if model["task"]["position_encoding_size"] != model["transformer"]["hidden_size"]:
         raise ValueError(f"task.position_encoding_size = {model['task']['position_encoding_size']!r} must equal "
                          f"transformer.hidden_size = {model['transformer']['hidden_size']!r}")
+
+
+def validate_distiller(model: dict) -> None:
+    from .distiller import CACHE_DTYPES, student_config
+
+    conf, teacher = model["distiller"], model["teacher"]
+    if model["task"]["sequence_length"] and model["task"]["sequence_length"] < 400:
+        raise ValueError(f"task.sequence_length = {model['task']['sequence_length']}: samples per crop, at least 400 "
+                         "(one frame) or 0 (no crop)")
+    for key in ("cosine_loss", "feat_pen_loss", "feature_grad_mult"):
+        value = conf.get(key, 0.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"distiller.{key} = {value!r}: must be a number >= 0")
+    if not isinstance(teacher.get("model"), str) or not teacher["model"]:
+        raise ValueError(f"teacher.model = {teacher.get('model')!r}: an S3PRLUpstream name (e.g. hubert_base, or "
+                         "hubert_local with teacher.path=FILE)")
+    n_layers, n_tasks = teacher.get("n_layers"), conf.get("n_tasks")
+    if isinstance(n_layers, int) and isinstance(n_tasks, int) and n_tasks > n_layers:  # the original asserts it
+        raise ValueError(f"distiller.n_tasks = {n_tasks} exceeds teacher.n_layers = {n_layers}")
+    if teacher.get("cache_dtype", "float32") not in CACHE_DTYPES:
+        raise ValueError(f"teacher.cache_dtype = {teacher.get('cache_dtype')!r}: one of {sorted(CACHE_DTYPES)}")
+    student_config(model)  # every architecture key, by type and range

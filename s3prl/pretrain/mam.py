@@ -207,8 +207,6 @@ class MAMObjective(nn.Module):
                 and self.output_dim < self.input_dim:
             raise ValueError(f"frequency masks mark input channels as targets: the target features "
                              f"({self.output_dim}) must have at least the input's {self.input_dim} channels")
-        if self.cfg.pre_layer_norm:
-            raise ValueError("transformer.pre_layer_norm: True is not supported by `s3prl pretrain` yet")
         self.Transformer = mj.Encoder(self.cfg)
         self.Transformer.reset_parameters()
         self.SpecHead = SpecHead(self.cfg, self.output_dim)
@@ -247,9 +245,9 @@ class AdamWWithSchedule(torch.optim.Optimizer):
     ``warmup_proportion`` of ``total_steps`` then a linear decay to 0, evaluated at each parameter's step."""
 
     def __init__(self, objective: nn.Module, params, lr: float, total_steps: int, warmup_proportion: float,
-                 betas=(0.9, 0.999), eps: float = 1e-8):
+                 betas=(0.9, 0.999), eps: float = 1e-8, plain: set[int] | None = None):
         params = list(params)
-        plain = no_decay(objective)
+        plain = no_decay(objective) if plain is None else plain  # ids of the parameters without weight decay
         groups = [{"params": [p for p in params if id(p) not in plain], "weight_decay": 0.01},
                   {"params": [p for p in params if id(p) in plain], "weight_decay": 0.0}]
         super().__init__(groups, {"lr": lr, "betas": betas, "eps": eps})

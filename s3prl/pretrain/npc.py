@@ -7,6 +7,10 @@ entry the original NPC reader and ours load.
 Objective, as the original pre-trainer: the whole padded batch goes through the network (convolutions and
 BatchNorm statistics see the padding, as in the original); the loss is the L1 error averaged over feature
 channels, summed over each utterance's valid frames and divided by the total number of valid frames.
+
+``disable_cross_layer``: the representation is the last block's masked convolution alone (the others are not
+built). The original's NPC upstream cannot load such a checkpoint (its hooks expect every masked convolution),
+and neither does ours (``npc_local`` names the option).
 """
 
 from __future__ import annotations
@@ -65,16 +69,17 @@ class NPCNet(nn.Module):
             raise ValueError("model.paras: kernel_size and mask_size must be odd and n_blocks >= 1")
         if kernel_size - (mask_size + 2 * n_blocks) <= 0:
             raise ValueError(f"model.paras: kernel_size {kernel_size} must exceed mask_size + 2 * n_blocks")
-        if disable_cross_layer:
-            raise ValueError("model.paras.disable_cross_layer: True is not supported by `s3prl pretrain` yet")
         if activate not in ACTIVATIONS:
             raise ValueError(f"model.paras.activate = {activate!r}: one of {sorted(ACTIVATIONS)}")
         if vq is not None and dim_bottleneck is not None:
             raise ValueError("model.paras: vq and dim_bottleneck exclude each other (as in the original)")
         self.blocks = nn.ModuleList(ConvBlock(input_size if i == 0 else hidden_size, hidden_size, i > 0 and residual,
                                               dropout, batch_norm, activate) for i in range(n_blocks))
-        self.masked_convs = nn.ModuleList(MaskedConv(hidden_size, kernel_size, mask_size + 2 * (i + 1))
-                                          for i in range(n_blocks))
+        # disable_cross_layer: only the last block has a masked convolution (None keeps the original's indices)
+        self.masked_convs = nn.ModuleList(
+            None if disable_cross_layer and i < n_blocks - 1 else MaskedConv(hidden_size, kernel_size,
+                                                                             mask_size + 2 * (i + 1))
+            for i in range(n_blocks))
         self.code_dims = list(vq["code_dim"]) if vq else []
         if vq:
             self.vq_layers = vq_groups(vq, hidden_size)
@@ -87,7 +92,8 @@ class NPCNet(nn.Module):
         x, rep = feats.transpose(1, 2), 0  # (B, D, T)
         for block, masked in zip(self.blocks, self.masked_convs):
             x = block(x)  # (B, H, T)
-            rep = rep + masked(x)  # (B, T, H)
+            if masked is not None:
+                rep = rep + masked(x)  # (B, T, H)
         if self.code_dims:
             out = torch.cat([vq(part) for vq, part in zip(self.vq_layers, rep.split(self.code_dims, dim=-1))], -1)
         else:

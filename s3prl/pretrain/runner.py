@@ -2,8 +2,9 @@
 
 Checkpoints (``states-<step>.ckpt``, and ``states-epoch-<n>.ckpt`` at the end of an epoch-based run) hold
 what the original's pre-trainer wrote for the method (APC series: ``config``, ``model``, ``Upstream_Config``;
-Mockingjay / TERA / Audio ALBERT: ``Transformer``, ``SpecHead``, ``Upstream_Config``), the runner configuration
-(``Config``), the method (``Method``) and what an exact resume needs (optimizer, scheduler, step, epoch,
+Mockingjay / TERA / Audio ALBERT: ``Transformer``, ``SpecHead``, ``Upstream_Config``; DistilHuBERT: ``Distiller``
+and ``Config`` = the model configuration), the runner configuration (``Config``; DistilHuBERT: ``Runner_Config``),
+the method (``Method``) and what an exact resume needs (optimizer, scheduler, step, epoch,
 position, random states).
 """
 
@@ -95,13 +96,14 @@ def setup_distributed(requested: str | None) -> tuple[int, int, torch.device, bo
 
 
 def prepare_data(method: str, model_cfg: dict, runner_cfg: dict, expdir: Path, seed: int,
-                 cache_dir: str | None, rank: int = 0, world: int = 1) -> PretrainData:
+                 cache_dir: str | None, rank: int = 0, world: int = 1, teacher: nn.Module | None = None
+                 ) -> PretrainData:
     datarc = runner_cfg["pretrain_expert"]["datarc"]
     items, problems = list_files(datarc)
     kept = length_filter(items, int(datarc["max_timestep"]))
     filtered = len(items) - len(kept)
-    extract, min_frames = methods.extractor(method, model_cfg)
-    cache = FeatureCache(extract, methods.audio_section(method, model_cfg),
+    extract, min_frames = methods.extractor(method, model_cfg, teacher)
+    cache = FeatureCache(extract, methods.audio_section(method, model_cfg, teacher),
                          Path(cache_dir) if cache_dir else expdir / "features")
     if world > 1 and rank > 0:
         dist.barrier()  # rank 0 computes the features first; the others then find them in the cache
@@ -120,8 +122,8 @@ def prepare_data(method: str, model_cfg: dict, runner_cfg: dict, expdir: Path, s
     if not buckets:
         raise ValueError(f"no training batch: {len(kept)} usable file(s) for train_batch_size "
                          f"{datarc['train_batch_size']} (a last batch of one file is dropped, as the original)")
-    data = PretrainData(buckets, cache, int(task["sequence_length"]), seed, methods.collate(method, model_cfg),
-                        rank, world)
+    data = PretrainData(buckets, cache, methods.crop_frames(method, model_cfg), seed,
+                        methods.collate(method, model_cfg), rank, world)
     if len(data) == 0:
         raise ValueError(f"{len(buckets)} batch(es) cannot be shared by {world} processes: use fewer processes or "
                          "more data")
@@ -152,7 +154,7 @@ def cmd_pretrain(args) -> int:
     if method not in methods.METHODS:
         raise ValueError(f"-u {method!r}: available methods: {', '.join(METHODS)}")
     if resume is not None:
-        model_cfg, runner_cfg = resume["Upstream_Config"], resume["Config"]
+        model_cfg, runner_cfg = resume["Upstream_Config"], methods.runner_config(resume)
         if args.config_model or args.config_runner:
             raise ValueError("-g / -c cannot change a resumed run; use -o for a new total_steps")
         seed = int(resume["TrainConfig"]["seed"])
@@ -176,9 +178,11 @@ def run(args, method: str, model_cfg: dict, runner_cfg: dict, seed: int, resume:
         for name, cfg in (("config_model.yaml", model_cfg), ("config_runner.yaml", runner_cfg)):
             (expdir / name).write_text(yaml.safe_dump(cfg, sort_keys=False))
     seed_everything(seed)  # the same initial weights on every process
-    data = prepare_data(method, model_cfg, runner_cfg, expdir, seed, args.cache_dir, rank, world)
+    teacher = methods.teacher(method, model_cfg, device)  # DistilHuBERT: frozen, fills the feature cache
+    data = prepare_data(method, model_cfg, runner_cfg, expdir, seed, args.cache_dir, rank, world, teacher)
     cfg = train_config(runner_cfg, len(data), seed)
-    objective = methods.objective(method, model_cfg).to(device)
+    objective = methods.objective(method, model_cfg, teacher).to(device)
+    del teacher  # kept by the objective only when it runs in the loop (teacher.cache: false)
     model = objective if world == 1 else nn.parallel.DistributedDataParallel(
         objective, device_ids=[device.index] if device.type == "cuda" else None)
     if resume is None and rank == 0:
@@ -191,7 +195,7 @@ def run(args, method: str, model_cfg: dict, runner_cfg: dict, seed: int, resume:
         trainer.log(f"optimizer: AdamW_with_schedule, lr {opt['lr']}, warm-up {opt.get('warmup_proportion', 0.07)} "
                     f"of {cfg.total_steps} steps (the schedule is inside the optimizer: the lr logged is its base)",
                     expdir)
-    extra = {**methods.extra_states(method, model_cfg), "Config": runner_cfg, "Method": method,
+    extra = {"Config": runner_cfg, **methods.extra_states(method, model_cfg, runner_cfg), "Method": method,
              "Args": {"upstream": method, "expdir": str(expdir), "seed": seed}}
     result = trainer.train(model, methods.parts(method, objective), data.batches, lambda split: {}, cfg,
                            expdir, eval_splits=(), extra=extra, resume=resume, stop_after=args.stop_after,

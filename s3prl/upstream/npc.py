@@ -3,7 +3,8 @@
 Each block (conv k=3, BatchNorm, act, 1x1 conv, BatchNorm, residual, act) is followed by a masked convolution
 whose centre taps are zeroed (mask_size + 2 per block, so a frame never sees itself); the masked outputs of
 all blocks are summed into the representation. Hidden states in the original's execution order (its hooks):
-block 1, masked conv 1, block 2, masked conv 2, ..., then the summed representation (2 * n_blocks + 1).
+block 1, masked conv 1, block 2, masked conv 2, ..., then the summed representation (2 * n_blocks + 1); with
+``disable_cross_layer`` only the last block has a masked conv: block 1, ..., block N, masked conv N, representation.
 The product VQ and the ``postnet`` predictor only serve pre-training and are not loaded (``DROP``); the
 exposed representation is pre-VQ, as in the original.
 
@@ -52,6 +53,7 @@ class NPCConfig:
     activate: str = "relu"
     dropout: float = 0.1
     dim_bottleneck: int | None = None  # auto-encoder bottleneck on the representation (changes its size)
+    disable_cross_layer: bool = False  # only the last block has a masked conv; it alone is the representation
     vq: dict | None = None  # product quantiser: predictor only
     fbank: FbankConfig = field(default_factory=FbankConfig)
 
@@ -113,17 +115,20 @@ class NPC(nn.Module):
         n, hidden = cfg.n_blocks, cfg.hidden_size
         self.blocks = nn.ModuleList(
             ConvBlock(cfg.fbank.num_mel_bins if i == 0 else hidden, cfg, cfg.residual and i > 0) for i in range(n))
+        # without cross-layer sums only the last block has a masked conv; the others stay empty slots so the
+        # checkpoint's ``masked_convs.<last>.*`` keys keep their index
         self.masked_convs = nn.ModuleList(
-            MaskedConv(hidden, cfg.kernel_size, cfg.mask_size + 2 * (i + 1)) for i in range(n))
+            None if cfg.disable_cross_layer and i < n - 1 else MaskedConv(hidden, cfg.kernel_size, cfg.mask_size + 2 * (i + 1))
+            for i in range(n))
         self.ae_bottleneck = nn.Linear(hidden, cfg.dim_bottleneck, bias=False) if cfg.dim_bottleneck else None
 
     @property
     def num_layers(self) -> int:
-        return 2 * self.cfg.n_blocks + 1
+        return self.cfg.n_blocks + sum(m is not None for m in self.masked_convs) + 1
 
     @property
     def hidden_sizes(self) -> list[int]:
-        return [self.cfg.hidden_size] * (2 * self.cfg.n_blocks) + [self.cfg.dim_bottleneck or self.cfg.hidden_size]
+        return [self.cfg.hidden_size] * (self.num_layers - 1) + [self.cfg.dim_bottleneck or self.cfg.hidden_size]
 
     @property
     def downsample_rates(self) -> list[int]:
@@ -137,9 +142,11 @@ class NPC(nn.Module):
         states, total = [], 0
         for block, masked_conv in zip(self.blocks, self.masked_convs):
             x = block(x, mask)  # (B, H, T)
-            masked = masked_conv(x, mask)  # (B, T, H)
-            states += [x.transpose(1, 2), masked]
-            total = total + masked
+            states.append(x.transpose(1, 2))
+            if masked_conv is not None:
+                masked = masked_conv(x, mask)  # (B, T, H)
+                states.append(masked)
+                total = total + masked
         if self.ae_bottleneck is not None:
             total = self.ae_bottleneck(total)
         states.append(total)
@@ -159,10 +166,9 @@ def npc_config(paras: dict, audio: dict, source: str) -> NPCConfig:
         hidden_size=get.int("hidden_size"), n_blocks=get.int("n_blocks", 1, config_io.MAX_LAYERS),
         kernel_size=get.int("kernel_size"), mask_size=get.int("mask_size", 0), residual=get.bool("residual"),
         batch_norm=get.bool("batch_norm"), activate=get.str("activate"), dropout=get.float("dropout"),
-        dim_bottleneck=None if bottleneck is None else get.int("dim_bottleneck"), vq=paras.get("vq"), fbank=fbank)
+        dim_bottleneck=None if bottleneck is None else get.int("dim_bottleneck"), vq=paras.get("vq"), fbank=fbank,
+        disable_cross_layer=get.bool("disable_cross_layer") if "disable_cross_layer" in paras else False)
     problems = []
-    if paras.get("disable_cross_layer", False):
-        problems.append("disable_cross_layer=True (the original upstream cannot load it either)")
     if cfg.activate not in ACTIVATIONS:
         problems.append(f"activate={cfg.activate!r} (relu or tanh)")
     if cfg.kernel_size % 2 == 0 or cfg.mask_size % 2 == 0:
@@ -182,7 +188,7 @@ def check_masks(model: NPC, state: dict, source: str) -> None:
     """The stored 0/1 masks of the masked convolutions must be the ones the configuration implies."""
     for i, masked_conv in enumerate(model.masked_convs):
         stored = state.get(f"masked_convs.{i}.conv_mask")
-        if stored is None:
+        if stored is None or masked_conv is None:
             continue
         want = masked_conv.tap_mask.expand_as(masked_conv.conv.weight)
         if stored.shape != want.shape or not torch.equal(stored.to(want.dtype), want):

@@ -1,6 +1,6 @@
 """Objective fixtures for tests/test_pretrain.py, computed by the ORIGINAL s3prl APC / VQ-APC / NPC (oracle venv).
 
-    python make_pretrain_fixtures.py OUT_DIR
+    python make_pretrain_fixtures.py OUT_DIR [CASE ...]
 
 For each method: a tiny original ``APC`` (its own initialisation, seed 0), a padded batch of random features
 with uneven lengths, and the original pre-trainer's objective (``pretrain/apc/pretrain_expert.py``: input
@@ -53,14 +53,15 @@ NPC_PARAS = {"kernel_size": 9, "mask_size": 3, "n_blocks": 2, "hidden_size": 32,
              "vq": {"codebook_size": [16, 8], "code_dim": [20, 12], "gumbel_temperature": 1.0}}
 
 
-def npc_case():
+def npc_case(disable_cross_layer=False):
     """The NPC pre-trainer: the whole padded batch through the model (train mode: dropout, BatchNorm batch
     statistics, Gumbel noise), L1 averaged over channels, summed over valid frames, divided by their number."""
-    config = {"model": {"paras": NPC_PARAS}, "task": {"sequence_length": 1500, "n_future": 5},
+    paras = dict(NPC_PARAS, disable_cross_layer=disable_cross_layer)
+    config = {"model": {"paras": paras}, "task": {"sequence_length": 1500, "n_future": 5},
               "data": {"audio": {"feat_type": "fbank", "feat_dim": 80, "frame_length": 25, "frame_shift": 10,
                                  "decode_wav": False, "cmvn": True}}}
     torch.manual_seed(0)
-    model = NPC(80, **NPC_PARAS)
+    model = NPC(80, **paras)
     model.train()
     lengths = [40, 33, 12]
     feats = torch.randn(len(lengths), max(lengths), 80)
@@ -80,9 +81,11 @@ def npc_case():
             "loss": loss.detach(), "grads": grads}
 
 
+CASES = {"apc": lambda: case(False), "vq_apc": lambda: case(True), "npc": npc_case,
+         "npc_no_cross_layer": lambda: npc_case(disable_cross_layer=True)}
+
 if __name__ == "__main__":
     out = sys.argv[1]
-    for name, vq in (("apc", False), ("vq_apc", True)):
-        torch.save(case(vq), os.path.join(out, f"{name}_objective.pt"))
+    for name in sys.argv[2:] or CASES:  # optional: only the named cases
+        torch.save(CASES[name](), os.path.join(out, f"{name}_objective.pt"))
         print("wrote", name)
-    torch.save(npc_case(), os.path.join(out, "npc_objective.pt"))

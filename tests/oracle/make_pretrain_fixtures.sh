@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fixtures of tests/test_pretrain.py (regenerate: bash tests/oracle/make_pretrain_fixtures.sh, ~1 min):
 #  * <method>_objective.pt: the ORIGINAL objective's loss and gradients on a given batch and seed
-#    (make_pretrain_fixtures.py: APC, VQ-APC, NPC; make_pretrain_mam_fixtures.py: Mockingjay, TERA, Audio ALBERT,
+#    (make_pretrain_fixtures.py: APC, VQ-APC, NPC (+ disable_cross_layer); make_pretrain_mam_fixtures.py: Mockingjay
+#    (+ pre-LN), TERA, Audio ALBERT,
 #    and mam_masking.pt: the original's masking decisions for many seeds);
 #  * <method>_pretrained.ckpt: a checkpoint written by OUR `s3prl pretrain` (tiny model, 6 steps on synthetic
 #    audio), and <method>_pretrained.states.pt: the ORIGINAL S3PRLUpstream('<entry>_local') hidden states of
@@ -16,8 +17,10 @@ trap 'rm -rf "$TMP"' EXIT
 PY="$(cd / && bash "$ORACLE/setup.sh" | tail -1)"
 OURS="$ROOT/.venv/bin/python"
 mkdir -p "$OUT"
-(cd / && "$PY" "$HERE/make_pretrain_fixtures.py" "$OUT")
-(cd / && "$PY" "$HERE/make_pretrain_mam_fixtures.py" "$OUT")
+if [ -z "${METHODS:-}" ]; then  # METHODS="a b": only the checkpoints and dumps of these methods
+  (cd / && "$PY" "$HERE/make_pretrain_fixtures.py" "$OUT")
+  (cd / && "$PY" "$HERE/make_pretrain_mam_fixtures.py" "$OUT")
+fi
 
 "$OURS" - "$TMP/wavs" <<'PY'
 import sys, os, numpy as np, soundfile as sf
@@ -28,13 +31,19 @@ for i, n in enumerate([6000, 7200, 8000, 9600]):
     wav = 0.3 * np.sin(2 * np.pi * (200 + 50 * i) * t) + 0.05 * rng.standard_normal(n)
     sf.write(f"{sys.argv[1]}/u{i}.wav", wav.astype("float32"), 16000)
 PY
-for method in ${METHODS:-apc vq_apc npc mockingjay tera audio_albert spec_augment}; do
+for name in ${METHODS:-apc vq_apc npc mockingjay tera audio_albert spec_augment mockingjay_preln npc_no_cross_layer}; do
+  method="${name%_preln}"  # mockingjay_preln: Mockingjay with a pre-LN transformer
+  method="${method%_no_cross_layer}"  # npc_no_cross_layer: NPC with disable_cross_layer
   entry="${method}_local"; [ "${method#*apc}" != "$method" ] && entry=apc_local  # VQ-APC loads via apc_local
   [ "$method" = spec_augment ] && entry=tera_local  # 0.4.18's hub lacks spec_augment_local; same expert class
-  "$OURS" - "$method" > "$TMP/$method.yaml" <<'PY'
+  "$OURS" - "$method" "$name" > "$TMP/$name.yaml" <<'PY'
 import sys, yaml
 from s3prl.pretrain import config
 model, _ = config.presets(sys.argv[1])
+if sys.argv[2].endswith("_preln"):
+    model["transformer"]["pre_layer_norm"] = True
+if sys.argv[2].endswith("_no_cross_layer"):
+    model["model"]["paras"]["disable_cross_layer"] = True
 if "paras" in model.get("model", {}):  # APC series
     model["model"]["paras"]["hidden_size"] = 32
     if "kernel_size" in model["model"]["paras"]:  # NPC: a smaller receptive field keeps the file small
@@ -49,12 +58,12 @@ else:
         model["task"]["mask_T"] = 10
 print(yaml.safe_dump(model, sort_keys=False))
 PY
-  (cd "$TMP" && OMP_NUM_THREADS=1 "$OURS" -m s3prl.cli pretrain -u "$method" -n "$method" -g "$method.yaml" --quiet \
+  (cd "$TMP" && OMP_NUM_THREADS=1 "$OURS" -m s3prl.cli pretrain -u "$method" -n "$name" -g "$name.yaml" --quiet \
       -o "config.pretrain_expert.datarc.audio_dir=wavs,,config.pretrain_expert.datarc.train_batch_size=2,,config.runner.n_epochs=-1,,config.runner.total_steps=6,,config.runner.gradient_accumulate_steps=1,,config.optimizer.lr=0.01,,config.runner.max_keep=1" > /dev/null)
-  cp "$TMP/result/pretrain/$method/states-6.ckpt" "$OUT/${method}_pretrained.ckpt"
-  (cd / && "$PY" "$ORACLE/dump.py" --name "$entry" --ckpt "$OUT/${method}_pretrained.ckpt" \
-      --out "$TMP/$method.states.pt" --random-wavs 2 --seed 0 --min-sec 0.6 --max-sec 1.2 --lengths 400,16000 --no-legacy > /dev/null)
-  (cd / && "$PY" - "$TMP/$method.states.pt" "$OUT/${method}_pretrained.states.pt" <<'PY'
+  cp "$TMP/result/pretrain/$name/states-6.ckpt" "$OUT/${name}_pretrained.ckpt"
+  (cd / && "$PY" "$ORACLE/dump.py" --name "$entry" --ckpt "$OUT/${name}_pretrained.ckpt" \
+      --out "$TMP/$name.states.pt" --random-wavs 2 --seed 0 --min-sec 0.6 --max-sec 1.2 --lengths 400,16000 --no-legacy > /dev/null)
+  (cd / && "$PY" - "$TMP/$name.states.pt" "$OUT/${name}_pretrained.states.pt" <<'PY'
 import os, sys, torch
 d = torch.load(sys.argv[1], weights_only=True)
 assert not d["meta"]["errors"], d["meta"]["errors"]

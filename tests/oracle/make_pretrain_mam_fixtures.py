@@ -1,13 +1,14 @@
 """Masked-acoustic-model fixtures for tests/test_pretrain_mam.py, from the ORIGINAL s3prl (run in the oracle venv).
 
-    python make_pretrain_mam_fixtures.py OUT_DIR
+    python make_pretrain_mam_fixtures.py OUT_DIR [CASE ...]
 
 * masking: the original ``generate_masked_acoustic_model_data`` on small random batches for many seeds
   (``random.seed(s)`` and ``torch.manual_seed(s)`` before each call, 16 seeds) and three task configurations
   (time masking with overlap; TERA time+frequency+noise without overlap; variable span widths) and the
   SpecAugment pre-training task (``generate_spec_aug_data``);
-* objective: per method, a tiny original ``TransformerForMaskedAcousticModel`` (its own initialisation, dropout
-  0), one masked batch, the original pre-trainer's loss and every parameter's gradient;
+* objective: per method (and ``mockingjay_preln``: a pre-LN transformer), a tiny original
+  ``TransformerForMaskedAcousticModel`` (its own initialisation, dropout 0), one masked batch, the original
+  pre-trainer's loss and every parameter's gradient (those that have one: pre-LN's per-layer output norms do not);
 * optimizer: the original ``AdamW_with_schedule`` (``get_optimizer``) on the TERA case, 3 steps of that batch's
   gradients (clipped to 5.0 as the runner does), every parameter after each step.
 """
@@ -69,6 +70,7 @@ METHODS = {  # name -> (transformer, task, audio, input dim, target dim or None:
     "mockingjay": (TRANSFORMER, TASKS["time"], KALDI, 240, None),
     "tera": (TRANSFORMER, TASKS["tera"], stft_audio("mel"), 80, 80),
     "audio_albert": (dict(TRANSFORMER, share_layer=True), TASKS["widths"], stft_audio("linear"), 80, 201),
+    "mockingjay_preln": (dict(TRANSFORMER, pre_layer_norm=True), TASKS["time"], KALDI, 240, None),
 }
 
 
@@ -117,7 +119,8 @@ def objective_case(name):
              "SpecHead": {k: v.clone() for k, v in model.SpecHead.state_dict().items()}}
     loss, _ = model(masked, pos_enc, label, attn, target)
     loss.backward()
-    grads = {k: p.grad.clone() for k, p in model.named_parameters()}
+    # pre-LN: the per-layer output norms are not on the loss's path (no gradient)
+    grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
     upstream_config = {"transformer": transformer, "task": task, "audio": audio}
     case = {"config": upstream_config, "state": state, "spec_masked": masked, "mask_label": label,
             "attn_mask": attn, "spec_target": target, "loss": loss.detach(), "grads": grads}
@@ -142,7 +145,9 @@ def optimizer_case(model, batch):
 
 if __name__ == "__main__":
     out = sys.argv[1]
-    torch.save(masking_cases(), os.path.join(out, "mam_masking.pt"))
-    for name in METHODS:
+    names = sys.argv[2:]  # optional: only these objective cases (no masking cases)
+    if not names:
+        torch.save(masking_cases(), os.path.join(out, "mam_masking.pt"))
+    for name in names or METHODS:
         torch.save(objective_case(name), os.path.join(out, f"{name}_objective.pt"))
     print("wrote", out)
