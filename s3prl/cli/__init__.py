@@ -7,7 +7,8 @@
     s3prl lm build TEXT -o LM.arpa  a word n-gram (ARPA) for the ASR task's LM decoder
     s3prl pretrain -u METHOD ...    pre-train an upstream with an s3prl method (APC, NPC, TERA, ...)
     s3prl demo                      an offline benchmark on synthesized spoken digits
-    s3prl wav2vec2 MODE ...         fairseq's wav2vec recipe tools (manifest, labels, featurize, tokenize)
+    s3prl wav2vec2 MODE ...         fairseq's wav2vec recipe tools (manifest, labels, featurize, tokenize, infer)
+    s3prl transcribe -k CKPT AUDIO  text of audio files with a fine-tuned wav2vec 2.0 CTC model
 
 ``python -m s3prl.cli ...`` is the same command (for ``torchrun``).
 """
@@ -17,10 +18,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import demo, downstream, extract, listing, lm, pretrain, score, wav2vec2
+from . import demo, downstream, extract, listing, lm, pretrain, score, transcribe, wav2vec2
 from .errors import EXIT_USAGE, run_command
 
-SUBCOMMANDS = (listing, extract, downstream, score, lm, pretrain, demo, wav2vec2)
+SUBCOMMANDS = (listing, extract, downstream, score, lm, pretrain, demo, wav2vec2, transcribe)
 
 
 def common_options() -> argparse.ArgumentParser:

@@ -366,8 +366,9 @@ def hf_to_fairseq(state: dict, cfg, source: str) -> dict:
     return out
 
 
-def load_folder(path: str | os.PathLike):
-    """A HuggingFace model folder -> (Wav2Vec2Config, state dict with fairseq key names)."""
+def load_folder(path: str | os.PathLike, weights: dict | None = None):
+    """A HuggingFace model folder -> (Wav2Vec2Config, state dict with fairseq key names). ``weights``: the
+    folder's state dict when the caller has read it already (``read_weights``)."""
     from .fairseq import check_weight_types, estimated_parameters, key_table
 
     folder = Path(path)
@@ -382,7 +383,7 @@ def load_folder(path: str | os.PathLike):
         value = _read_json(pre).get("do_normalize")
         do_normalize = True if value is None else config_io.as_bool(value, "do_normalize", str(pre))
     cfg = config_from_hf(hf, model_type, do_normalize, str(folder / "config.json"))
-    state = base_model_state(read_weights(folder), model_type, source)
+    state = base_model_state(read_weights(folder) if weights is None else weights, model_type, source)
     for key, value in state.items():
         if not isinstance(value, torch.Tensor):
             raise CheckpointConfigError(source, key, value, "a tensor (a model weight)")

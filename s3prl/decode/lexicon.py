@@ -29,6 +29,7 @@ class LexiconDecoderConfig:
     unk_weight: float = float("-inf")
     sil_weight: float = 0.0
     nbest: int = 1
+    beam_size_token: int | None = None  # tokens considered per frame (None: all)
 
 
 def _flashlight():
@@ -69,17 +70,27 @@ class LexiconDecoder:
                 self.trie.insert([indices[t] for t in spelling], word_id, score)
         self.trie.smear(fl.SmearingMode.MAX)
         options = fl.LexiconDecoderOptions(
-            beam_size=config.beam, beam_size_token=len(symbols), beam_threshold=config.beam_threshold,
+            beam_size=config.beam, beam_size_token=int(config.beam_size_token or len(symbols)),
+            beam_threshold=config.beam_threshold,
             lm_weight=config.lm_weight, word_score=config.word_score, unk_score=config.unk_weight,
             sil_score=config.sil_weight, log_add=False, criterion_type=fl.CriterionType.CTC)
+        self.blank = blank
         self.decoder = fl.LexiconDecoder(options, self.trie, self.lm, silence, blank,
                                          self.word_dict.get_index("<unk>"), [], False)
 
     def decode(self, log_probs: torch.Tensor) -> list[str] | None:
         """The best word sequence of one utterance's log-probabilities (T, V); None when the search finds none
         (the original then keeps the greedy words)."""
-        emissions = log_probs.detach().float().cpu().contiguous()  # (T, V)
+        best = self.search(log_probs)
+        return None if best is None else best[0]
+
+    def search(self, emissions: torch.Tensor) -> tuple[list[str], list[int]] | None:
+        """(words, token path) of the best hypothesis for one utterance's scores (T, V), or None. The token path
+        is flashlight's per-frame path with repeats merged and blanks removed (fairseq's ``get_tokens``)."""
+        emissions = emissions.detach().float().cpu().contiguous()  # (T, V)
         results = self.decoder.decode(emissions.data_ptr(), emissions.size(0), emissions.size(1))
         if not results:
             return None
-        return [self.word_dict.get_entry(w) for w in results[0].words if w >= 0]
+        path = torch.unique_consecutive(torch.tensor(list(results[0].tokens), dtype=torch.long)).tolist()
+        tokens = [t for t in path if t != self.blank]
+        return [self.word_dict.get_entry(w) for w in results[0].words if w >= 0], tokens
