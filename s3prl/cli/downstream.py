@@ -29,7 +29,8 @@ examples:
 EVALUATE_EPILOG = """\
 examples:
   s3prl downstream evaluate -e result/downstream/ks_hubert -t test      # its best dev checkpoint
-  s3prl downstream evaluate -e result/downstream/ks_hubert/states-2000.ckpt -t dev"""
+  s3prl downstream evaluate -e result/downstream/ks_hubert/states-2000.ckpt -t dev
+  s3prl downstream evaluate -u hubert -d quesst14_dtw -n qbe_hubert -t dev -l all -o task.root=/data/quesst14Database"""
 
 
 def add_parsers(sub, common) -> None:
@@ -69,6 +70,12 @@ def add_parsers(sub, common) -> None:
                                      ".md and <split>_predict.txt next to the checkpoint.",
                          epilog=EVALUATE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("-t", "--evaluate_split", default="test", help="split to evaluate (default: test)")
+    # training-free tasks (QbE: quesst14_dtw) are evaluated straight from an upstream, without -e
+    e.add_argument("-u", "--upstream", help="training-free tasks: upstream registry name")
+    e.add_argument("-k", "--upstream_ckpt", help="training-free tasks: the upstream's checkpoint file or URL")
+    e.add_argument("-d", "--downstream", help="training-free tasks: task name (e.g. quesst14_dtw)")
+    e.add_argument("-l", "--upstream_layer_selection", help="training-free tasks: hidden state N, or all (default)")
+    e.add_argument("-c", "--config", help="training-free tasks: YAML with sections task / data")
     e.set_defaults(run=cmd_evaluate)
 
     r = modes.add_parser("transcribe", parents=[common], help="transcribe audio files with a trained CTC task",
@@ -81,6 +88,19 @@ def add_parsers(sub, common) -> None:
     r.add_argument("-o", "--override", help="e.g. 'task.decoder={kenlm_model: lm.arpa, lexicon: lexicon.txt}'")
     r.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     r.set_defaults(run=cmd_transcribe)
+
+    for mode, what in (("enhance", "enhanced"), ("separate", "separated")):
+        a = modes.add_parser(mode, parents=[common], help=f"write {what} audio with a trained SE / SS run",
+                             description=f"Run a trained enhancement_stft / separation_stft experiment on audio files "
+                                         f"and write the {what} waveforms (16 kHz): OUTDIR/<name>.wav for one source, "
+                                         "OUTDIR/<name>_s1.wav, _s2.wav ... for several.",
+                             epilog=f"example:\n  s3prl downstream {mode} -e result/downstream/se_hubert a.wav -o out/",
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+        a.add_argument("files", nargs="*", metavar="AUDIO", help="audio files (any rate: resampled to 16 kHz)")
+        a.add_argument("-e", "--past_exp", help="the experiment folder (its best dev checkpoint) or a .ckpt file")
+        a.add_argument("-o", "--outdir", help=f"folder for the output files (default: EXPDIR/{what})")
+        a.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+        a.set_defaults(run=cmd_separate)
 
     k = modes.add_parser("tasks", parents=[common], help="list the tasks, their data layouts and metrics",
                          description="List every task with its data layout (what -o task.root=... must hold) "
@@ -134,9 +154,17 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from ..downstream import runner
+    from ..downstream import runner, tasks
 
     with_cache_overrides(args)
+    if getattr(args, "downstream", None) and not args.past_exp:
+        task = tasks.get(args.downstream)
+        if not getattr(task, "training_free", False):
+            raise ValueError(f"task {task.name} is trained first: evaluate its experiment with -e (or -n); -u / -d "
+                             "are for training-free tasks such as quesst14_dtw")
+        if not args.upstream:
+            raise ValueError(f"evaluate -d {task.name} needs -u UPSTREAM")
+        return runner.cmd_evaluate_free(args)
     return runner.cmd_evaluate(args)
 
 
@@ -144,6 +172,44 @@ def cmd_transcribe(args) -> int:
     from ..downstream.transcribe import cmd_transcribe as run
 
     return run(args)
+
+
+def cmd_separate(args) -> int:
+    """``enhance`` / ``separate``: a trained SE / SS run on audio files, writing the estimates."""
+    from pathlib import Path
+
+    import torch
+
+    from ..downstream import runner, tasks
+    from ..downstream.config import UpstreamSpec
+    from ..downstream.tasks.separation import SeparationTask, process_files
+
+    if not args.files or not args.past_exp:
+        raise ValueError(f"usage: s3prl downstream {args.mode} -e EXPDIR AUDIO... [-o OUTDIR] (-e and audio files "
+                         "are needed)")
+    missing = [f for f in args.files if not Path(f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"audio file(s) not found: {', '.join(missing)}")
+    target = Path(args.past_exp)
+    path = target if target.is_file() else runner.pick_checkpoint(target)
+    ckpt, device = runner.load_run(path), torch.device(args.device)
+    task = tasks.get(ckpt["Config"]["task_name"])
+    if not isinstance(task, SeparationTask):
+        raise ValueError(f"{path} is a {task.name!r} run: {args.mode} takes enhancement_stft / separation_stft runs")
+    spec = UpstreamSpec(**ckpt["Upstream_Spec"])
+    upstream, featurizer = runner.build_upstream(spec, device)
+    options = task.bind(ckpt["Config"]["task"], featurizer.downsample_rate)
+    downstream = task.build(featurizer.output_size, ckpt["Classes"]).to(device)
+    task.configure(downstream, options)
+    model = runner.DownstreamModel(upstream, featurizer, downstream, task.objective, spec.trainable,
+                                   upstream.num_layers)
+    for key, module in model.parts().items():
+        module.load_state_dict(ckpt[key])
+    default = path.parent / {"enhance": "enhanced", "separate": "separated"}[args.mode]
+    outdir = Path(args.outdir) if args.outdir else default
+    for file, written in process_files(model.eval(), args.files, outdir):
+        print(f"{file}\t{' '.join(written)}")
+    return 0
 
 
 def cmd_tasks(args) -> int:

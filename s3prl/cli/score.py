@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import argparse
 
-from . import score_der, score_text
+from . import score_audio, score_der, score_text
 
-SCORERS: tuple = (score_der, score_text)  # modules with add_parsers(modes, common), e.g. error rates, DER
+SCORERS: tuple = (score_der, score_text, score_audio)  # modules with add_parsers(modes, common)
 
 
 def add_parsers(sub, common) -> None:

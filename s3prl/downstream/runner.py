@@ -426,6 +426,9 @@ def cmd_train(args) -> int:
             raise ValueError("train needs -u UPSTREAM and -d TASK (or -e / -a to resume)")
         config, spec = build_config(tasks.get(args.downstream), args), spec_from_args(args)
     task = tasks.get(config["task_name"])
+    if getattr(task, "training_free", False):
+        raise ValueError(f"task {task.name} has nothing to train (training-free): run `s3prl downstream evaluate "
+                         f"-u UPSTREAM -d {task.name} -n NAME -t dev -l all -o task.root=...` instead")
     results = []
     for fold, fold_dir in runs_of(task, config, args, expdir, resume):
         fold_config = copy.deepcopy(config)
@@ -503,6 +506,57 @@ def summarize(task: tasks.Task, spec: UpstreamSpec, expdir: Path, results: list[
            "layer_weights": [sum(w) / len(results) for w in zip(*(r["layer_weights"] for r in results))]}
     save_results(expdir, rec)
     print(results_table(results + [rec]))
+
+
+def cmd_evaluate_free(args) -> int:
+    """A training-free task (QbE): the upstream's hidden states of split ``-t`` for ``-l N`` or ``-l all`` (cached
+    once for a frozen upstream), handed one layer at a time to the task; writes ``results_<split>.json`` / ``.md``
+    in the experiment folder. No checkpoint is read or written."""
+    _, _, device = setup_distributed()
+    task, expdir = tasks.get(args.downstream), expdir_of(args)
+    config = build_config(task, args)
+    layer = getattr(args, "upstream_layer_selection", None)
+    if layer not in (None, "all") and not str(layer).isdigit():
+        raise ValueError(f"-l must be a hidden-state index (0, 1, ...) or 'all', got {layer!r}")
+    spec = UpstreamSpec(name=args.upstream, ckpt=getattr(args, "upstream_ckpt", None),
+                        layer=None if layer in (None, "all") else int(layer))
+    ctx = Context(task, config, spec, device, 0, 1, expdir)
+    set_seed(config["train"]["seed"])
+    upstream, featurizer = build_upstream(spec, device)
+    split = args.evaluate_split
+    splits = task.load(config["task"])
+    if split not in splits:
+        raise ValueError(f"task {task.name} has no split {split!r}; it has {sorted(splits)}")
+    expdir.mkdir(parents=True, exist_ok=True)
+    dataset = make_datasets(ctx, splits, upstream, featurizer, [split])[split]
+    loader = make_loader(dataset, config["data"], False, config["train"]["seed"])
+    layers = list(featurizer.layer_selections)
+    metrics, details = task.evaluate(layers, lambda k: layer_features(loader, upstream, layers, k, device),
+                                     dataset.examples, config["task"], split, expdir)
+    rec = {"task": task.name, "upstream": spec.name, "split": split, "metric": task.metric, "metrics": metrics,
+           "checkpoint": f"layer {details['best_layer']}" if "best_layer" in details else "-",
+           "layers": layers, "details": details, "task_options": config["task"]}
+    save_results(expdir, rec, f"results_{split}")
+    from .report import results_table
+
+    print(results_table([rec]))
+    return 0
+
+
+@torch.no_grad()
+def layer_features(loader, upstream, layers: list[int], layer: int, device) -> dict:
+    """``{uid: (T, D) float32 array}`` of hidden state ``layer`` for every utterance of ``loader``."""
+    out = {}
+    for batch in loader:
+        inputs, lengths = batch.inputs.to(device), batch.lengths.to(device)
+        if inputs.dim() == 4:  # cached: (B, T, L, D), one slot per selected layer
+            hs, lens = inputs[:, :, layers.index(layer)], lengths
+        else:
+            all_hs, all_lens = upstream(inputs, lengths)
+            hs, lens = all_hs[layer], all_lens[layer]
+        for uid, h, n in zip(batch.uids, hs, lens.tolist()):
+            out[uid] = h[:n].float().cpu().numpy()
+    return out
 
 
 def cmd_evaluate(args) -> int:

@@ -20,15 +20,22 @@ name                   what                                                     
 ``asr``                ASR: LibriSpeech characters, 2-layer BLSTM, CTC         WER % (lower is better)
 ``ctc_snips``          SF: Audio SNIPS characters + slot markers, BLSTM, CTC   slot-type F1
 ``ctc_commonvoice``    OOD-ASR: Common Voice characters (task.vocab_file), CTC  WER (lower is better)
+``enhancement_stft``   SE: VoiceBank-DEMAND, BLSTM STFT mask (NPSM MSE)         PESQ (+ STOI, SI-SDRi)
+``separation_stft``    SS: Libri2Mix Kaldi-style lists, BLSTM masks, PIT        SI-SDRi (+ PESQ, STOI)
+``enhancement_stft2``  SE v2 (log1p L1, sigmoid, 256): NOT SUPERB-comparable    PESQ (+ STOI, SI-SDRi)
+``separation_stft2``   SS v2 (n_fft 1024, log1p, 256): NOT SUPERB-comparable    SI-SDRi
+``ctc_sbcsae``         OOD-ASR: SBCSAE spontaneous English characters, CTC      WER (lower is better)
+``quesst14_dtw``       QbE: QUESST14 English, per-layer DTW, training-free      MTWV (evaluate only)
 =====================  =======================================================  ==========================
 """
 
 from .base import REQUIRED, TASKS, Downstream, Objective, Task, data_root, get, register
-from . import utterance, diarization, ctc  # each kind registers its tasks in TASKS, in this (listing) order
+# each kind registers its tasks in TASKS, in this (listing) order; qbe is training-free (evaluate only)
+from . import utterance, diarization, ctc, separation, qbe
 from .utterance import (CLASSIFICATION, VERIFICATION, classification_score, utterance_head, verification_score,
                         xvector_amsoftmax, xvector_classifier)
 
 __all__ = ["REQUIRED", "TASKS", "Downstream", "Objective", "Task", "data_root", "get", "register", "utterance",
-           "ctc", "diarization",
+           "ctc", "diarization", "separation", "qbe",
            "CLASSIFICATION", "VERIFICATION", "classification_score", "utterance_head", "verification_score",
            "xvector_amsoftmax", "xvector_classifier"]
