@@ -84,10 +84,36 @@ def read_config_file(path: str) -> dict:
     return loaded
 
 
+def original_sections(loaded: dict, path: str) -> tuple[str | None, dict]:
+    """A ``-c`` file as ``(task name or None, sections)``: an original ``run_downstream.py -d ctc -c X.yaml`` file
+    (``runner`` / ``optimizer`` / ``downstream_expert``) is translated into our sections and names its task."""
+    if "downstream_expert" not in loaded:
+        return None, loaded
+    return tasks.ctc.from_original_config(loaded, f"-c {path}")
+
+
+def task_of(args) -> tasks.Task:
+    """The task of ``-d``; ``-d ctc`` (the original's expert name) takes it from the original config of ``-c``."""
+    if args.downstream != "ctc":
+        return tasks.get(args.downstream)
+    if not args.config:
+        raise ValueError("-d ctc is the original's CTC expert: give its config with -c (e.g. snips.yaml, "
+                         "sbcsae.yaml, cv_config/cv_es.yaml, libriphone.yaml), or name the task: "
+                         "-d ctc_libriphone / ctc_snips / ctc_commonvoice / ctc_sbcsae")
+    name, _ = original_sections(read_config_file(args.config), args.config)
+    if name is None:
+        raise ValueError(f"-d ctc: -c {args.config} is not an original ctc config (no downstream_expert section)")
+    return tasks.get(name)
+
+
 def build_config(task: tasks.Task, args) -> dict:
     config = default_config(task)
     if args.config:
-        config = merge(config, read_config_file(args.config), args.config)
+        name, sections = original_sections(read_config_file(args.config), args.config)
+        if name is not None and name != task.name:
+            raise ValueError(f"-c {args.config} is an original config of task {name}, not {task.name}: "
+                             f"use -d {name} (or -d ctc)")
+        config = merge(config, sections, args.config)
     config = merge(config, parse_overrides(args.override), "-o")
     flags = {name: getattr(args, name) for name in config["train"] if getattr(args, name, None) is not None}
     config["train"].update(flags)

@@ -32,7 +32,8 @@ import yaml
 from .. import train as trainer
 from ..nn import Featurizer, S3PRLUpstream
 from . import tasks
-from .config import UpstreamSpec, build_config, layer_selection, merge, parse_overrides, spec_from_args, validate
+from .config import (UpstreamSpec, build_config, layer_selection, merge, parse_overrides, spec_from_args,
+                     task_of, validate)
 from .cache import CachedDataset, FeatureCache, cache_key, file_digest
 from .data import (AudioDataset, Batch, DurationBatchSampler, audio_duration, class_balanced_weights, collate,
                    conversion_notice, read_headers)
@@ -424,7 +425,7 @@ def cmd_train(args) -> int:
     else:
         if not args.upstream or not args.downstream:
             raise ValueError("train needs -u UPSTREAM and -d TASK (or -e / -a to resume)")
-        config, spec = build_config(tasks.get(args.downstream), args), spec_from_args(args)
+        config, spec = build_config(task_of(args), args), spec_from_args(args)
     task = tasks.get(config["task_name"])
     if getattr(task, "training_free", False):
         raise ValueError(f"task {task.name} has nothing to train (training-free): run `s3prl downstream evaluate "

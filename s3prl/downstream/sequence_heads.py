@@ -8,6 +8,8 @@
   dropout, ``drop``-downsampling and ``tanh(Linear)`` projection, then ``Linear`` to the vocabulary. The
   SUPERB ASR/SF head is ``project_dim 1024``, two BLSTM layers of 1024 per direction, dropout 0.2, no layer
   norm, no projection, no downsampling (``total_rate -1``).
+- :class:`Wav2Letter` (``select: Wav2Letter``, the original's alternative): a stack of 1-D convolutions whose
+  first stride turns the upstream's hop into ``total_rate``.
 
 Parameter names follow the original's (``projector``, ``model.rnns.N.layer``, ``model.linear``...), so that its
 trained ``Downstream`` weights load as they are. Padding never changes an utterance's output: recurrent layers
@@ -115,7 +117,45 @@ class FrameLinear(nn.Module):
         return self.linear(self.hiddens(x)), lengths
 
 
-MODELS = {"RNNs": RNNs, "FrameLevel": FrameLinear}
+class Wav2Letter(nn.Module):
+    """The original's ``Wav2Letter`` (torchaudio's, with the first stride set to keep ``total_rate``): eleven
+    ``Conv1d + ReLU`` layers (250 channels, kernels 48 / 7 x7 / 32 / 1 / 1, 2000 before the last two), the
+    output ReLU-ed as in the original. ``total_rate`` is the wanted hop in samples (-1: the upstream's).
+
+    Each layer's input is zeroed beyond the utterance's valid frames (conv arithmetic), so an utterance gives
+    its batch-size-1 output in any padded batch (the original lets padding leak into the last frames). Output
+    lengths are ``lengths // stride`` as the original's.
+    """
+
+    def __init__(self, input_size: int, output_size: int, upstream_rate: int, total_rate: int = 320):
+        super().__init__()
+        stride = 1 if total_rate == -1 else total_rate // upstream_rate
+        if stride < 1:
+            raise ValueError(f"Wav2Letter: total_rate {total_rate} is below the upstream's hop {upstream_rate} "
+                             "samples; use a multiple of it, or -1 to keep the upstream's rate")
+        self.downsample_rate = stride
+        shapes = [(input_size, 250, 48, stride, 23)] + [(250, 250, 7, 1, 3)] * 7 + [
+            (250, 2000, 32, 1, 16), (2000, 2000, 1, 1, 0), (2000, output_size, 1, 1, 0)]
+        layers = []
+        for c_in, c_out, kernel, step, pad in shapes:  # parameter names acoustic_model.{0,2,..,20} as the original
+            layers += [nn.Conv1d(c_in, c_out, kernel, stride=step, padding=pad), nn.ReLU()]
+        self.acoustic_model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.transpose(1, 2)  # (B, D, T)
+        valid = lengths.to(x.device)
+        for layer in self.acoustic_model:
+            if isinstance(layer, nn.Conv1d):
+                frames = torch.arange(x.size(-1), device=x.device)
+                x = layer(x * (frames[None, :] < valid[:, None]).unsqueeze(1).to(x.dtype))
+                (kernel,), (step,), (pad,) = layer.kernel_size, layer.stride, layer.padding
+                valid = torch.div(valid + 2 * pad - kernel, step, rounding_mode="floor").clamp(min=-1) + 1
+            else:
+                x = layer(x)
+        return x.transpose(1, 2), lengths // self.downsample_rate  # (B, T', V), (B,)
+
+
+MODELS = {"RNNs": RNNs, "FrameLevel": FrameLinear, "Wav2Letter": Wav2Letter}
 
 
 class CTCHead(nn.Module):

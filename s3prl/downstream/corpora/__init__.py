@@ -18,12 +18,13 @@ module                      task                                        reader(s
 ``librispeech_text``       PR / ASR: LibriSpeech with transcripts       ``load``, ``read_subset``
 ``snips``                   SF: Audio SNIPS                              ``load``
 ``common_voice``            OOD-ASR: Common Voice clips + tsv lists      ``load``, ``read_list``
+``sbcsae``                  OOD-ASR: SBCSAE clips + tsv lists            ``load``, ``read_list``, ``normalize``
 ==========================  ==========================================  =====================================
 """
 
 from . import (common_voice, diarization, fluent_commands, fsdd, iemocap, librispeech_speakers, librispeech_text,
-               snips, speech_commands, voxceleb1)
+               sbcsae, snips, speech_commands, voxceleb1)
 from ._common import CorpusLayoutError
 
 __all__ = ["CorpusLayoutError", "common_voice", "diarization", "fluent_commands", "fsdd", "iemocap",
-           "librispeech_speakers", "librispeech_text", "snips", "speech_commands", "voxceleb1"]
+           "librispeech_speakers", "librispeech_text", "sbcsae", "snips", "speech_commands", "voxceleb1"]

@@ -50,7 +50,8 @@ def load(root: str, train: Sequence[str] | str = ("train-clean-100",), dev: Sequ
     root_dir = require_dir(root, "librispeech root", LAYOUT)
     splits = {}
     for split, subsets in (("train", train), ("dev", dev), ("test", test)):
-        subsets = [subsets] if isinstance(subsets, str) else list(subsets)
+        # YAML reads a speaker folder name such as 1688 as a number: subsets are folder names, so strings
+        subsets = [str(s) for s in ([subsets] if isinstance(subsets, (str, int)) else subsets)]
         examples = []
         for subset in subsets:
             folder = require_dir(root_dir / subset, f"librispeech {split} subset {subset!r}", LAYOUT)

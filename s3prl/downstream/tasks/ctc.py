@@ -12,7 +12,12 @@ task              head / targets                                              me
 ``asr``           Linear(D->1024) + 2 BLSTM 1024 + linear; fairseq char dict  ``wer``, ``uer`` (percent)
 ``ctc_snips``     as ASR over characters + B-/E- slot markers                 ``slot_type_f1`` (fraction), ...
 ``ctc_commonvoice``  BLSTM with tanh projections, 320-sample hop; characters    ``wer``, ``cer`` (fractions)
+``ctc_sbcsae``    as ``ctc_commonvoice``; SBCSAE clips, en_char.txt characters  ``wer``, ``cer`` (fractions)
 ================  ==========================================================  ====================================
+
+Every head may instead be the original's ``Wav2Letter`` convolution stack: ``-o task.model={select: Wav2Letter}``
+(its option: ``total_rate``, default 320). Head overrides take the original's layout too (``{select: X, X:
+{...}}``); a ``select`` other than the task's starts from that model's defaults, not the task's RNN options.
 
 Targets end with the end-of-sentence symbol as the original's (``</s>`` for ASR, ``<eos>`` otherwise); the
 decoder drops it. The vocabulary is stored in every checkpoint (``Classes``). ASR and SF apply SpecAugment to
@@ -37,9 +42,9 @@ from ...decode import greedy_ids
 from ...metrics import error_rate, slots
 from ...text import (CTC_CHARS, PHONEMES, CharDictionary, CharSlotVocabulary, OutOfVocabularyError, TokenVocabulary,
                      load_lexicon, phonemize)
-from ..corpora import common_voice, librispeech_text, snips
+from ..corpora import common_voice, librispeech_text, sbcsae, snips
 from ..data import Example
-from ..sequence_heads import CTCHead
+from ..sequence_heads import MODELS, CTCHead
 from ..specaug import SpecAug
 from .base import Downstream, Objective, Task, register
 
@@ -206,6 +211,70 @@ def from_original_state_dict(state_dict: dict) -> dict:
     return out
 
 
+def head_options(defaults: dict, overrides: dict) -> dict:
+    """The head options: the task's, updated by ``task.model`` (flat keys, or the original's ``{select: X, X:
+    {...}}``). A ``select`` other than the task's starts from ``project_dim`` alone (the original reads only the
+    selected model's section). ``zero_infinity`` is accepted when true (always on here)."""
+    overrides = dict(overrides)
+    if overrides.pop("zero_infinity", True) is not True:
+        raise ValueError("task.model.zero_infinity: CTC here always uses zero_infinity=True (utterances too short "
+                         "for their label count 0 and are reported); remove the option")
+    select = overrides.get("select", defaults.get("select"))
+    base = dict(defaults) if select == defaults.get("select") else {"project_dim": defaults["project_dim"]}
+    nested = overrides.get(select)
+    if nested is not None and not isinstance(nested, dict):
+        raise ValueError(f"task.model.{select} must be a mapping of {select} options, got {nested!r}")
+    flat = {k: v for k, v in overrides.items() if k not in MODELS}
+    return {**base, **flat, **(nested or {})}
+
+
+ORIGINAL_CORPORA = {"common_voice": "ctc_commonvoice", "sbcsae": "ctc_sbcsae", "snips": "ctc_snips",
+                    "libriphone": "ctc_libriphone"}
+_RUNNER_KEYS = ("total_steps", "gradient_clipping", "gradient_accumulate_steps", "log_step", "eval_step",
+                "save_step", "max_keep")
+
+
+def from_original_config(loaded: dict, where: str = "config") -> tuple[str, dict]:
+    """An original ``run_downstream.py -d ctc -c X.yaml`` configuration (``runner``, ``optimizer``,
+    ``downstream_expert.corpus / text / model``) as ``(task name, {"train": ..., "task": ...})``, the sections
+    of a ``-c`` file here. For the corpora of ``ORIGINAL_CORPORA``; ``specaug``, ``metric`` and the batching keys
+    are the task's own (batches are set by ``data.batch_seconds``) and are not read."""
+    expert = loaded.get("downstream_expert")
+    corpus = (expert or {}).get("corpus") if isinstance(expert, dict) else None
+    if not isinstance(corpus, dict) or "name" not in corpus:
+        raise ValueError(f"{where}: not an original ctc config (no downstream_expert.corpus.name)")
+    name = str(corpus["name"]).lower()
+    if name not in ORIGINAL_CORPORA:
+        raise ValueError(f"{where}: corpus {name!r} has no original-config reading here (known: "
+                         f"{sorted(ORIGINAL_CORPORA)}); use -d <task> with -o task.root=... instead")
+    runner, optimizer = loaded.get("runner") or {}, loaded.get("optimizer") or {}
+    train = {k: runner[k] for k in _RUNNER_KEYS if k in runner}
+    train.update({k: optimizer[o] for k, o in (("lr", "lr"), ("optimizer", "torch_optim_name")) if o in optimizer})
+    task = {"root": corpus.get("path")}
+    text, model = expert.get("text") or {}, expert.get("model")
+    if name == "snips":
+        speakers = {"train_speakers": "train_speakers", "dev_speakers": "valid_speakers",
+                    "test_speakers": "test_speakers"}
+        task.update({k: corpus[o] for k, o in speakers.items() if corpus.get(o)})
+        if text.get("slots_file"):
+            task["slots_file"] = text["slots_file"]
+    else:
+        task.update({split: corpus[split] for split in ("train", "dev", "test") if corpus.get(split)})
+        vocab = text.get("vocab_file")
+        # the original's relative cv_vocab/en_char.txt is the SBCSAE task's built-in vocabulary; libriphone's
+        # phoneme.txt is the PR task's built-in phoneme set
+        builtin = name == "sbcsae" and Path(vocab or "").name == "en_char.txt" and not Path(vocab).is_file()
+        if vocab and not builtin and name != "libriphone":
+            task["vocab_file"] = vocab
+        # libriphone: the original's repository-relative g2p lexicons stand for the built-in default (CMU dictionary)
+        lexicons = [p for p in corpus.get("lexicon") or [] if Path(p).is_file() or not p.startswith("downstream/")]
+        if name == "libriphone" and lexicons:
+            task["lexicon"] = lexicons
+    if model:
+        task["model"] = model
+    return ORIGINAL_CORPORA[name], {"train": train, "task": task}
+
+
 # ------------------------------------------------------------------------------------------------
 # the task kind: labels from transcripts, vocabulary in the checkpoint, hypothesis / reference files
 # ------------------------------------------------------------------------------------------------
@@ -233,7 +302,7 @@ class CTCTask(Task):
             raise ValueError(f"task.model must be a mapping of head options, e.g. '{{dim: [256, 256]}}', "
                              f"got {overrides!r}")
         # the vocabulary record is the checkpoint's `Classes`: with the head's options it rebuilds the head
-        vocabulary = {**self.vocabulary(merged), "head": {**self.head, **overrides},
+        vocabulary = {**self.vocabulary(merged), "head": head_options(self.head, overrides),
                       "upstream_rate": merged.get("upstream_rate")}
         tokenizer = make_tokenizer(vocabulary)
         out, oov = {}, {}
@@ -347,6 +416,13 @@ def char_vocabulary(options: dict) -> dict:
     return {"kind": "tokens", "symbols": vocab.symbols[len(TokenVocabulary.SPECIALS):], "mode": "character"}
 
 
+def english_vocabulary(options: dict) -> dict:
+    """SBCSAE: ``task.vocab_file`` when given, else the original's ``cv_vocab/en_char.txt`` (space, ', A-Z)."""
+    if options.get("vocab_file"):
+        return char_vocabulary(options)
+    return {"kind": "tokens", "symbols": list(sbcsae.CHARS), "mode": "character"}
+
+
 def slot_vocabulary(options: dict) -> dict:
     slot_names = CharSlotVocabulary.read_slots(options.get("slots_file") or snips.slots_file(options["root"]))
     return {"kind": "slots", "chars": list(CTC_CHARS), "slots": slot_names}
@@ -409,5 +485,16 @@ OOD_ASR = register(CTCTask(
     train={**_SUPERB_SEQ, "total_steps": 500000, "log_step": 200, "save_step": 200},
     data={"batch_seconds": 80.0, "eval_batch_seconds": 400.0},  # batch 16 of ~5 s clips
     vocabulary=char_vocabulary, specaug=SPECAUG,
+    head={**_RNNS, "proj": [True, True], "sample_style": "drop", "total_rate": 320},
+))
+SBCSAE = register(CTCTask(
+    name="ctc_sbcsae", description="OOD-ASR: SBCSAE spontaneous English (SBCSAE-preprocess clips), BLSTM head",
+    corpus=sbcsae.load_task, options={"root": None, "train": None, "dev": None, "test": None, "lists": None,
+                                      "normalize": False, "vocab_file": None, **_HEAD_OPTIONS},
+    build=_builder("ctc_sbcsae"), objective=Objective(ctc_loss, ctc_predict, char_score, transcript_writer()),
+    metric="wer", higher_better=False,
+    train={**_SUPERB_SEQ, "total_steps": 500000, "log_step": 200, "save_step": 200},
+    data={"batch_seconds": 80.0, "eval_batch_seconds": 400.0},  # the original's batch 16 (clips of 0.1-15 s)
+    vocabulary=english_vocabulary, specaug=SPECAUG,
     head={**_RNNS, "proj": [True, True], "sample_style": "drop", "total_rate": 320},
 ))
