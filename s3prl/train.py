@@ -110,7 +110,8 @@ def train(model: nn.Module, parts: dict[str, nn.Module], batches: Callable[[int,
           evaluate: Callable[[str], dict], cfg: TrainConfig, expdir: str | os.PathLike, *,
           eval_splits: tuple[str, ...] = ("dev",), selection: Selection | None = None,
           extra: dict | None = None, resume: dict | None = None, stop_after: int | None = None,
-          progress: bool = True, make_optimizer: Callable | None = None) -> dict:
+          progress: bool = True, make_optimizer: Callable | None = None,
+          on_save: Callable[[dict, list[str]], None] | None = None) -> dict:
     """Train ``model`` (``model(batch) -> scalar loss``; it may be a DDP wrapper) for ``cfg.total_steps`` steps.
 
     Args:
@@ -125,6 +126,7 @@ def train(model: nn.Module, parts: dict[str, nn.Module], batches: Callable[[int,
         stop_after: stop (with a checkpoint) after this many steps in this call, e.g. for time-limited jobs.
         make_optimizer: ``make_optimizer(params) -> optimizer`` instead of ``cfg.optimizer`` (e.g. a pre-training
             method's own optimizer with its schedule inside; ``cfg.scheduler`` still applies on top).
+        on_save: ``on_save(checkpoint, names)`` after each save on rank 0 (e.g. to write another format too).
     Returns:
         ``{"step", "best", "stopped_early", "last_checkpoint"}``.
     """
@@ -179,6 +181,8 @@ def train(model: nn.Module, parts: dict[str, nn.Module], batches: Callable[[int,
                 if leader and save_names:
                     ckpt = make_checkpoint(parts, optimizer, scheduler, scaler, state, cfg, extra)
                     last_ckpt = save_checkpoint(ckpt, expdir, save_names, cfg.max_keep)
+                    if on_save is not None:
+                        on_save(ckpt, save_names)
                 if halt or step >= cfg.total_steps:
                     break
             else:  # the epoch ran out: the next one starts at its first batch

@@ -316,7 +316,7 @@ def test_fairseq_python_names_on_our_models(data):
 @pytest.mark.parametrize("mode,script", [("manifest", "wav2vec_manifest.py"), ("labels", "libri_labels.py"),
                                          ("featurize", "wav2vec_featurize.py"),
                                          ("tokenize", "vq-wav2vec_featurize.py"),
-                                         ("train", "NOT IMPLEMENTED"), ("infer", "NOT IMPLEMENTED")])
+                                         ("train", "fairseq-train"), ("infer", "speech_recognition/infer.py")])
 def test_help_names_the_fairseq_script(capsys, mode, script):
     with pytest.raises(SystemExit) as exit_info:
         main(["wav2vec2", mode, "--help"])
@@ -324,10 +324,11 @@ def test_help_names_the_fairseq_script(capsys, mode, script):
     assert script in " ".join(capsys.readouterr().out.split()).replace("vq- wav2vec", "vq-wav2vec")
 
 
-def test_train_and_infer_say_they_are_not_implemented(capsys):
-    assert main(["wav2vec2", "train", "--task", "audio_pretraining", "/manifest", "--max-update", "3"]) == 1
+def test_train_on_a_missing_manifest_is_a_clear_error(capsys, tmp_path):  # training: tests/test_wav2vec2_train.py
+    assert main(["wav2vec2", "train", "--task", "audio_pretraining", str(tmp_path / "manifest"), "--max-update", "3",
+                 "--infonce", "--max-tokens", "1000", "--save-dir", str(tmp_path / "ck")]) == 1
     err = capsys.readouterr().err
-    assert "s3prl wav2vec2 train: error: Not implemented yet" in err and "Traceback" not in err
+    assert "train.tsv" in err and "not found" in err and "Traceback" not in err
 
 
 @pytest.mark.oracle

@@ -4,12 +4,14 @@
     labels     <- examples/wav2vec/libri_labels.py (+ dict.ltr.txt as fairseq-preprocess --only-source writes it)
     featurize  <- examples/wav2vec/wav2vec_featurize.py
     tokenize   <- examples/wav2vec/vq-wav2vec_featurize.py
-    train, infer: not implemented yet (fairseq's train.py / examples/speech_recognition/infer.py)
+    infer      <- examples/speech_recognition/infer.py (viterbi / KenLM + lexicon decoding, WER, sclite files)
+    train      <- fairseq-train --task audio_pretraining --arch wav2vec2 (pre-training)
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 DESCRIPTION = """\
@@ -66,13 +68,9 @@ example:
   s3prl wav2vec2 tokenize --data-dir manifest --output-dir tokens --checkpoint vq-wav2vec.pt --split train valid \\
       --extension tsv"""
 
-NOT_YET = """\
-Not implemented yet: `s3prl wav2vec2 {mode}` will take the flags of fairseq's {script} (issue 13). Nothing is run."""
-
-
 def add_parsers(sub, common) -> None:
     p = sub.add_parser("wav2vec2", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
-                       help="fairseq's wav2vec recipe tools: manifest, labels, featurize, tokenize",
+                       help="fairseq's wav2vec recipe tools: manifest, labels, train, infer, featurize, tokenize",
                        description=DESCRIPTION, epilog=EPILOG)
     p.set_defaults(run=lambda args: (p.print_help(sys.stderr), 2)[1])
     modes = p.add_subparsers(dest="mode", metavar="MODE")
@@ -136,27 +134,24 @@ def add_parsers(sub, common) -> None:
     t.add_argument("--device", help="cpu, cuda, cuda:1 (overrides --gpu)")
     t.set_defaults(run=cmd_tokenize)
 
-    modes._parser_class = PassThroughParser  # fairseq's flags reach the "not implemented" message unparsed
-    for name, script in [("train", "train.py / fairseq-hydra-train (pre-training and CTC fine-tuning)"),
-                         ("infer", "examples/speech_recognition/infer.py (viterbi / KenLM decoding)")]:
-        n = mode(name, f"NOT IMPLEMENTED YET: will replace fairseq's {script}",
-                 NOT_YET.format(mode=name, script=script))
-        n.set_defaults(run=lambda args, name=name, script=script: not_implemented(name, script))
-    modes._parser_class = argparse.ArgumentParser
+    add_infer_parser(mode)
+
+    add_train_parser(mode)
 
 
-class PassThroughParser(argparse.ArgumentParser):
-    """Reads only --help / --debug and keeps every other word in ``fairseq_args`` (for modes not built yet)."""
+def add_train_parser(mode) -> None:
+    from ..wav2vec2.train import TRAIN_EPILOG, add_arguments
 
-    def parse_known_args(self, args=None, namespace=None):
-        args = list(sys.argv[1:] if args is None else args)
-        namespace, _ = super().parse_known_args([a for a in args if a in ("-h", "--help", "--debug")], namespace)
-        namespace.fairseq_args = [a for a in args if a not in ("--debug",)]
-        return namespace, []
+    tr = mode("train", "wav2vec 2.0 pre-training (replaces fairseq-train --task audio_pretraining --arch wav2vec2 "
+              "--criterion wav2vec); writes fairseq-format checkpoints", TRAIN_EPILOG)
+    add_arguments(tr)
+    tr.set_defaults(run=cmd_train)
 
 
-def not_implemented(name: str, script: str) -> int:
-    raise NotImplementedError(NOT_YET.format(mode=name, script=script))
+def cmd_train(args) -> int:
+    from ..wav2vec2.train import run
+
+    return run(args)
 
 
 def _device(args) -> str:
@@ -225,4 +220,140 @@ def cmd_tokenize(args) -> int:
     done = tokenize(args.data_dir, args.output_dir, args.checkpoint, args.splits, args.extension, args.labels,
                     args.shard, args.num_shards, args.max_size, _device(args), _progress(args.log_format == "none"))
     print(f"wrote {args.output_dir}: " + ", ".join(f"{s}.src ({n} lines)" for s, n in done.items()))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# infer (examples/speech_recognition/infer.py)
+# ---------------------------------------------------------------------------------------------
+
+INFER_EPILOG = """\
+Decodes DATA/SUBSET.tsv with a fine-tuned CTC model and scores it against DATA/SUBSET.LABELS (one line per
+manifest line, as `s3prl wav2vec2 labels` writes them). Output symbols: the checkpoint's own dictionary (fairseq
+0.12 files, HuggingFace vocab.json), else DATA/dict.LABELS.txt. Prints `WER: <value>`; with --results-path R
+writes R/hypo.word-, hypo.units-, ref.word-, ref.units-<model file>-<SUBSET>.txt ("TEXT (None-<index>)" lines,
+sclite's trn format), as fairseq's script. --path: a fairseq fine-tuned checkpoint (the released *_960h.pt,
+fairseq-trained or ours) or a HuggingFace Wav2Vec2ForCTC folder. KenLM decoding needs flashlight-text
+(pip install 's3prl[lm]'); --lm-model takes an ARPA or KenLM binary file (`s3prl lm build` writes both the ARPA
+and the lexicon). fairseq generation flags this command does not need are accepted and ignored with a notice.
+example (the seed's command):
+  s3prl wav2vec2 infer /path/to/manifest --task audio_finetuning --nbest 1 --path /path/to/model \\
+      --gen-subset dev_other --results-path /path --w2l-decoder kenlm --lm-model /path/to/kenlm.bin \\
+      --lm-weight 2 --word-score -1 --sil-weight 0 --criterion ctc --labels ltr --max-tokens 4000000 \\
+      --post-process letter"""
+
+# fairseq flags that do not change what this command computes: (flag, takes a value)
+IGNORED_FLAGS = [("--nbest", True), ("--fp16", False), ("--num-workers", True), ("--seed", True),
+                 ("--model-overrides", True), ("--skip-invalid-size-inputs-valid-test", False),
+                 ("--required-batch-size-multiple", True), ("--log-format", True), ("--log-interval", True),
+                 ("--checkpoint-suffix", True), ("--checkpoint-shard-count", True), ("--max-len-a", True),
+                 ("--max-len-b", True), ("--min-len", True), ("--lenpen", True), ("--unkpen", True),
+                 ("--remove-bpe", True), ("--user-dir", True), ("--dataset-impl", True), ("--no-progress-bar", False),
+                 ("--rnnt_decoding_type", True), ("--rnnt_len_penalty", True), ("--data-buffer-size", True)]
+
+
+def add_infer_parser(mode) -> None:
+    i = mode("infer", "decode and score a manifest with a fine-tuned wav2vec 2.0 CTC model (replaces fairseq's "
+             "examples/speech_recognition/infer.py)", INFER_EPILOG)
+    i.add_argument("data", metavar="DATA", help="folder of SUBSET.tsv, SUBSET.LABELS (and dict.LABELS.txt)")
+    i.add_argument("--path", required=True, help="fine-tuned checkpoint file or HuggingFace Wav2Vec2ForCTC folder")
+    i.add_argument("--task", default="audio_finetuning", choices=("audio_finetuning", "audio_pretraining"),
+                   help="fairseq task (audio_finetuning)")
+    i.add_argument("--gen-subset", default="test", help="manifest name: DATA/SUBSET.tsv (default test)")
+    i.add_argument("--labels", default="ltr", help="label extension (default ltr)")
+    i.add_argument("--results-path", help="write the hypothesis / reference files here")
+    i.add_argument("--criterion", default="ctc", help="ctc (the only one supported)")
+    i.add_argument("--post-process", "--remove-bpe-symbol", dest="post_process", default="letter",
+                   help="symbols -> words: letter (default), none, silence, wordpiece, sentencepiece, _EOW, "
+                        "subword_nmt")
+    i.add_argument("--w2l-decoder", default=None, choices=("viterbi", "kenlm", "fairseqlm"),
+                   help="viterbi (best path) or kenlm (lexicon + KenLM beam search); default viterbi")
+    i.add_argument("--lexicon", help="lexicon for kenlm: 'WORD<TAB>W O R D |' lines")
+    i.add_argument("--kenlm-model", "--lm-model", dest="kenlm_model", help="KenLM model (ARPA or binary)")
+    i.add_argument("--lm-weight", "--lm_weight", type=float, default=0.2, help="LM weight (default 0.2)")
+    i.add_argument("--word-score", type=float, default=1.0, help="score added per word (default 1.0)")
+    i.add_argument("--sil-weight", type=float, default=0.0, help="score of the word boundary (default 0)")
+    i.add_argument("--unk-weight", type=float, default=-math.inf, help="score of an unknown word (default -inf)")
+    i.add_argument("--beam", type=int, default=5, help="beam size (default 5)")
+    i.add_argument("--beam-threshold", type=float, default=25.0, help="beam pruning threshold (default 25)")
+    i.add_argument("--beam-size-token", type=float, default=100, help="tokens considered per frame (default 100)")
+    i.add_argument("--unit-lm", action="store_true", help="not supported (lexicon-free unit LM decoding)")
+    i.add_argument("--max-tokens", type=int, default=None, help="samples per batch (default 4000000)")
+    i.add_argument("--batch-size", "--max-sentences", dest="batch_size", type=int, default=None,
+                   help="files per batch")
+    i.add_argument("--num-shards", type=int, default=1, help="only 1 is supported")
+    i.add_argument("--shard-id", type=int, default=0, help="only 0 is supported")
+    i.add_argument("--dump-emissions", help="save the log-probabilities (numpy object array, one (T, V) array per "
+                   "manifest line) and exit")
+    i.add_argument("--quiet", action="store_true", help="do not print each hypothesis and reference")
+    i.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available, unless --cpu)")
+    i.add_argument("--cpu", action="store_true", help="run on the CPU")
+    for flag, takes_value in IGNORED_FLAGS:
+        if takes_value:
+            i.add_argument(flag, dest="ignored_" + flag.strip("-").replace("-", "_"), help=argparse.SUPPRESS)
+        else:
+            i.add_argument(flag, dest="ignored_" + flag.strip("-").replace("-", "_"), action="store_true",
+                           help=argparse.SUPPRESS)
+    i.set_defaults(run=cmd_infer)
+
+
+def _infer_checks(args) -> None:
+    if args.criterion != "ctc":
+        raise ValueError(f"--criterion {args.criterion}: only ctc models are supported (asg_loss is not, as in "
+                         "fairseq's infer.py)")
+    if args.unit_lm:
+        raise ValueError("--unit-lm (lexicon-free decoding with a unit LM) is not supported: pass --lexicon")
+    if args.num_shards != 1 or args.shard_id != 0:
+        raise ValueError("--num-shards/--shard-id: sharded decoding is not supported (decode the whole subset, or "
+                         "split the manifest)")
+    ignored = [flag for flag, _ in IGNORED_FLAGS
+               if getattr(args, "ignored_" + flag.strip("-").replace("-", "_")) not in (None, False)
+               and not (flag == "--nbest" and args.ignored_nbest == "1")]  # only the best hypothesis is written
+    if ignored:
+        print(f"note: ignored (no effect here): {' '.join(ignored)}", file=sys.stderr)
+
+
+def cmd_infer(args) -> int:
+    from ..wav2vec2.infer import DecoderOptions, InferOptions, emissions, infer
+
+    _infer_checks(args)
+    if args.w2l_decoder is None:
+        print("note: no --w2l-decoder given: decoding with viterbi", file=sys.stderr)
+    device = args.device or ("cpu" if args.cpu else _device(argparse.Namespace(device=None, gpu=None)))
+    decoder = DecoderOptions(args.w2l_decoder or "viterbi", args.kenlm_model, args.lexicon, args.lm_weight,
+                             args.word_score, args.sil_weight, args.unk_weight, args.beam, args.beam_threshold,
+                             int(args.beam_size_token))
+    opts = InferOptions(args.data, args.path, args.gen_subset, args.labels, args.results_path, args.post_process,
+                        args.max_tokens if args.max_tokens or args.batch_size else 4000000, args.batch_size,
+                        device, args.quiet)
+    if args.dump_emissions:
+        return _dump_emissions(opts, args.dump_emissions, emissions)
+    out = infer(opts, decoder)
+    if out["wer"] is not None:
+        print(f"WER: {out['wer']}")
+    print(f"decoded {out['files']} files of {args.data}/{args.gen_subset}.tsv ({args.w2l_decoder or 'viterbi'}): "
+          f"{out['errors']} word errors / {out['words']} reference words"
+          + (f"; wrote {args.results_path}" if args.results_path else ""), file=sys.stderr)
+    return 0
+
+
+def _dump_emissions(opts, out_path: str, emissions) -> int:
+    """fairseq's --dump-emissions: log-softmax of the emissions, per manifest line, as a numpy object array."""
+    import os
+
+    import numpy as np
+    import torch
+
+    from ..wav2vec2.ctc_model import load_ctc
+    from ..wav2vec2.featurize import read_audio
+    from ..wav2vec2.manifest import read_manifest
+
+    manifest = read_manifest(os.path.join(opts.data, f"{opts.gen_subset}.tsv"))
+    model = load_ctc(opts.path).to(opts.device)
+    arrays = np.empty(len(manifest.entries), dtype=object)
+    for i, (rel, _) in enumerate(manifest.entries):
+        (em,) = emissions(model, [read_audio(os.path.join(manifest.root, rel))], opts.device)
+        arrays[i] = torch.log_softmax(em, dim=-1).numpy()
+    np.save(out_path, arrays)
+    print(f"saved {len(arrays)} emissions to {out_path}")
     return 0
