@@ -28,6 +28,9 @@ name                   what                                                     
 ``quesst14_dtw``       QbE: QUESST14 English, per-layer DTW, training-free      MTWV (evaluate only)
 ``speaker_linear_utter_libri``  TERA probe: LibriSpeech speakers, linear on mean  accuracy
 ``speaker_linear_frame_libri``  TERA probe: LibriSpeech speakers, linear per frame  frame accuracy
+``phone_linear``       TERA probe: LibriSpeech aligned phones (41), linear       frame accuracy
+``phone_1hidden``      TERA probe: the same, one hidden layer (768, ReLU)       frame accuracy
+``phone_linear_concat``  TERA probe: the same, linear on 9 concatenated frames  frame accuracy
 =====================  =======================================================  ==========================
 """
 
