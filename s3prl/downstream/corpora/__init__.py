@@ -1,4 +1,4 @@
-"""Corpus readers for the SUPERB utterance-level tasks and small offline stand-ins.
+"""Corpus readers for the SUPERB tasks, the legacy probes and small offline stand-ins.
 
 Each reader is a pure function of a corpus folder and a few options that returns
 ``{"train": [...], "dev": [...], "test": [...]}`` lists of :class:`s3prl.downstream.data.Example`,
@@ -19,12 +19,19 @@ module                      task                                        reader(s
 ``snips``                   SF: Audio SNIPS                              ``load``
 ``common_voice``            OOD-ASR: Common Voice clips + tsv lists      ``load``, ``read_list``
 ``sbcsae``                  OOD-ASR: SBCSAE clips + tsv lists            ``load``, ``read_list``, ``normalize``
+``quesst14``                QbE: QUESST14 lists + scoring ground truth   ``load``, ``ground_truth``, ``write_stdlist``
+``voicebank``               SE: VoiceBank-DEMAND noisy / clean pairs     ``load``
+``librimix``                SS: Libri2Mix Kaldi-style lists              ``load``
+``libri_speaker_probe``     legacy speaker probes: LibriSpeech + lists   ``load``
+``libri_phone_probe``       legacy phone probes: frame alignments        ``load``, ``read_alignments``
 ==========================  ==========================================  =====================================
 """
 
-from . import (common_voice, diarization, fluent_commands, fsdd, iemocap, librispeech_speakers, librispeech_text,
-               sbcsae, snips, speech_commands, voxceleb1)
+from . import (common_voice, diarization, fluent_commands, fsdd, iemocap, libri_phone_probe, libri_speaker_probe,
+               librimix, librispeech_speakers, librispeech_text, quesst14, sbcsae, snips, speech_commands, voicebank,
+               voxceleb1)
 from ._common import CorpusLayoutError
 
 __all__ = ["CorpusLayoutError", "common_voice", "diarization", "fluent_commands", "fsdd", "iemocap",
-           "librispeech_speakers", "librispeech_text", "sbcsae", "snips", "speech_commands", "voxceleb1"]
+           "libri_phone_probe", "libri_speaker_probe", "librimix", "librispeech_speakers", "librispeech_text",
+           "quesst14", "sbcsae", "snips", "speech_commands", "voicebank", "voxceleb1"]
