@@ -205,3 +205,25 @@ def test_the_original_libriphone_yaml_translates(tmp_path):
     assert update["task"]["lexicon"] == [str(mine)] and "vocab_file" not in update["task"]
     merged = run_config.merge(run_config.default_config(tasks.get(name)), update, "libriphone.yaml")
     assert merged["train"]["lr"] == 1e-2 and merged["task"]["root"] == "/data/LibriSpeech"
+
+
+def test_task_specaug_changes_turns_off_or_is_refused(tmp_path):
+    """-o task.specaug={...} changes the task's SpecAugment (stored in the checkpoint's Classes), false turns it
+    off, an unknown key is named; an original yaml's specaug block replaces it, no block means none."""
+    wav = corpus(tmp_path / "d")
+    task = tasks.get("ctc_sbcsae")
+    narrow = task.load({"root": str(wav), "specaug": {"num_freq_mask": 1, "freq_mask_width_range": [0, 10]}})
+    record = narrow["train"][0].label.vocabulary
+    assert record["specaug"] == {**ctc.SPECAUG, "num_freq_mask": 1, "freq_mask_width_range": [0, 10]}
+    head = task.build_head(80, record)
+    assert head.specaug.cfg.num_freq_mask == 1 and head.specaug.cfg.num_time_mask == ctc.SPECAUG["num_time_mask"]
+    off = task.load({"root": str(wav), "specaug": False})["train"][0].label.vocabulary
+    assert off["specaug"] is None and task.build_head(80, off).specaug is None
+    assert task.load({"root": str(wav)})["train"][0].label.vocabulary["specaug"] == ctc.SPECAUG
+    with pytest.raises(ValueError, match="task.specaug: .*num_freq_masks"):
+        task.load({"root": str(wav), "specaug": {"num_freq_masks": 1}})
+    original = original_sbcsae_config(wav, tmp_path / "d/tsv")
+    _, update = ctc.from_original_config(original)
+    assert update["task"]["specaug"]["time_warp_window"] == 5 and update["task"]["specaug"]["num_freq_mask"] == 4
+    del original["specaug"]
+    assert ctc.from_original_config(original)[1]["task"]["specaug"] is False

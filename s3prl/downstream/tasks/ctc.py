@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -45,7 +45,7 @@ from ...text import (CTC_CHARS, PHONEMES, CharDictionary, CharSlotVocabulary, Ou
 from ..corpora import common_voice, librispeech_text, sbcsae, snips
 from ..data import Example
 from ..sequence_heads import MODELS, CTCHead
-from ..specaug import SpecAug
+from ..specaug import SpecAug, SpecAugConfig
 from .base import Downstream, Objective, Task, register
 
 logger = logging.getLogger(__name__)
@@ -237,8 +237,8 @@ _RUNNER_KEYS = ("total_steps", "gradient_clipping", "gradient_accumulate_steps",
 def from_original_config(loaded: dict, where: str = "config") -> tuple[str, dict]:
     """An original ``run_downstream.py -d ctc -c X.yaml`` configuration (``runner``, ``optimizer``,
     ``downstream_expert.corpus / text / model``) as ``(task name, {"train": ..., "task": ...})``, the sections
-    of a ``-c`` file here. For the corpora of ``ORIGINAL_CORPORA``; ``specaug``, ``metric`` and the batching keys
-    are the task's own (batches are set by ``data.batch_seconds``) and are not read."""
+    of a ``-c`` file here. For the corpora of ``ORIGINAL_CORPORA``; the ``specaug`` block becomes ``task.specaug``
+    (none: off); ``metric`` and the batching keys are the task's own (batches: ``data.batch_seconds``)."""
     expert = loaded.get("downstream_expert")
     corpus = (expert or {}).get("corpus") if isinstance(expert, dict) else None
     if not isinstance(corpus, dict) or "name" not in corpus:
@@ -251,6 +251,10 @@ def from_original_config(loaded: dict, where: str = "config") -> tuple[str, dict
     train = {k: runner[k] for k in _RUNNER_KEYS if k in runner}
     train.update({k: optimizer[o] for k, o in (("lr", "lr"), ("optimizer", "torch_optim_name")) if o in optimizer})
     task = {"root": corpus.get("path")}
+    # the file's specaug block replaces the task's (no block: no SpecAugment, as the original)
+    specaug = loaded.get("specaug")
+    defaults = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(SpecAugConfig()).items()}
+    task["specaug"] = {**defaults, **specaug} if isinstance(specaug, dict) else False
     text, model = expert.get("text") or {}, expert.get("model")
     if name == "snips":
         speakers = {"train_speakers": "train_speakers", "dev_speakers": "valid_speakers",
@@ -303,7 +307,7 @@ class CTCTask(Task):
                              f"got {overrides!r}")
         # the vocabulary record is the checkpoint's `Classes`: with the head's options it rebuilds the head
         vocabulary = {**self.vocabulary(merged), "head": head_options(self.head, overrides),
-                      "upstream_rate": merged.get("upstream_rate")}
+                      "upstream_rate": merged.get("upstream_rate"), "specaug": self.specaug_options(merged)}
         tokenizer = make_tokenizer(vocabulary)
         out, oov = {}, {}
         for split, examples in splits.items():
@@ -316,6 +320,23 @@ class CTCTask(Task):
         if oov:
             self.report_oov(oov, merged, out)
         return out
+
+    def specaug_options(self, options: dict) -> dict | None:
+        """The task's SpecAugment with ``task.specaug`` applied: a mapping changes its values (e.g. narrower
+        frequency masks for 39-d MFCCs, which the original's 4 masks up to 49 bins wipe out), false turns it off."""
+        change = options.get("specaug")
+        if change is None:
+            return self.specaug
+        if change is False:
+            return None
+        if not isinstance(change, dict):
+            raise ValueError(f"task.specaug must be a mapping of SpecAugment options or false, got {change!r}")
+        merged = {**(self.specaug or {}), **change}
+        try:
+            SpecAug(**merged)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"task.specaug: {err}; keys: {', '.join(SpecAugConfig.__dataclass_fields__)}") from None
+        return merged
 
     def report_oov(self, oov: dict, options: dict, splits: dict) -> None:
         """Utterances with words missing from the lexicon: one error naming them all, or (``skip_oov``) a log
@@ -378,7 +399,7 @@ class CTCTask(Task):
         except TypeError as err:
             raise ValueError(f"task {self.name}: bad head option in {options} ({err}); set them with "
                              "-o task.model={...}") from None
-        return CTCDownstream(head, vocabulary, self.specaug)
+        return CTCDownstream(head, vocabulary, vocabulary.get("specaug", self.specaug))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -436,7 +457,8 @@ def _builder(task_name: str):
     return build
 
 
-_HEAD_OPTIONS = {"model": None, "upstream_rate": None}  # head overrides (-o task.model={...}); set by bind
+# head overrides (-o task.model={...}), SpecAugment changes (-o task.specaug={...} or false); upstream_rate: by bind
+_HEAD_OPTIONS = {"model": None, "specaug": None, "upstream_rate": None}
 _LIBRI = {"root": None, "train": ["train-clean-100"], "dev": ["dev-clean"], "test": ["test-clean"], **_HEAD_OPTIONS}
 _RNNS = dict(project_dim=1024, select="RNNs", module="LSTM", bidirection=True, dim=[1024, 1024], dropout=[0.2, 0.2],
              layer_norm=[False, False], proj=[False, False], sample_rate=[1, 1], sample_style="concat", total_rate=-1)
