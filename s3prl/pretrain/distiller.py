@@ -42,7 +42,7 @@ from torch.nn.utils.rnn import pad_sequence
 from ..audio import load_audio
 from ..convert import fairseq as fairseq_convert
 from ..upstream import distiller as up
-from ..upstream.wav2vec2 import conv_output_lengths, lengths_to_mask
+from ..upstream.wav2vec2 import GradMultiply, conv_output_lengths, lengths_to_mask
 
 SAMPLE_RATE = 16000
 CACHE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
@@ -300,18 +300,6 @@ def collate(model_cfg: dict, conv_layers) -> Callable:
 # ------------------------------------------------------------------------------------------------
 # the objective
 # ------------------------------------------------------------------------------------------------
-
-class GradMultiply(torch.autograd.Function):
-    """Identity forward, gradient scaled by ``scale`` backward (the CNN's ``feature_grad_mult``)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
-        ctx.scale = scale
-        return x.clone()
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return grad * ctx.scale, None
 
 
 def distill_loss(pred: torch.Tensor, target: torch.Tensor, feat: torch.Tensor, valid: torch.Tensor,

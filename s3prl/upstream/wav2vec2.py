@@ -73,6 +73,19 @@ def conv_output_lengths(lengths: torch.Tensor, conv_layers) -> torch.Tensor:
     return lengths
 
 
+class GradMultiply(torch.autograd.Function):
+    """Identity forward, gradient times ``scale`` backward: the trainers' ``feature_grad_mult`` on the CNN."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad * ctx.scale, None
+
+
 def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     """(B,) lengths -> (B, T) bool, True on valid positions."""
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]

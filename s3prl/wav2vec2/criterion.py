@@ -110,7 +110,26 @@ class Wav2Vec2Batch:
     uids: list = field(default_factory=list)
 
 
-class Wav2Vec2Objective(torch.nn.Module):
+class UpdateCounting(torch.nn.Module):
+    """An objective around ``model`` that counts optimizer updates in a buffer (saved and restored with the
+    weights): fairseq's ``num_updates``, which schedules the Gumbel temperature and the fine-tuning freeze."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+        self.last_log: dict = {}
+
+    def attach(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+        """Make every step of ``optimizer`` advance the count."""
+        def advance(*_):
+            self.num_updates += 1
+
+        optimizer.register_step_post_hook(advance)
+        return optimizer
+
+
+class Wav2Vec2Objective(UpdateCounting):
     """The pre-training objective in the form :func:`s3prl.train.train` takes: ``objective(batch) -> loss``, for
     a :class:`Wav2Vec2PreTraining` or a wav2vec 1.0 / vq-wav2vec ``Wav2VecPreTraining`` model.
 
@@ -119,19 +138,6 @@ class Wav2Vec2Objective(torch.nn.Module):
     weights; :meth:`attach` makes every optimizer step advance it. Random draws use torch's global generator,
     whose state :mod:`s3prl.train` checkpoints, so a resumed run draws what an uninterrupted one would.
     ``last_log`` holds fairseq's logging values of the latest batch."""
-
-    def __init__(self, model: Wav2Vec2PreTraining):
-        super().__init__()
-        self.model = model
-        self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
-        self.last_log: dict = {}
-
-    def attach(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
-        def advance(*_):
-            self.num_updates += 1
-
-        optimizer.register_step_post_hook(advance)
-        return optimizer
 
     def forward(self, batch: Wav2Vec2Batch) -> torch.Tensor:
         from .wav2vec1_pretraining import Wav2VecPreTraining, wav2vec_loss

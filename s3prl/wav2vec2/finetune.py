@@ -30,6 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..upstream.wav2vec2 import Wav2Vec2, Wav2Vec2Config, lengths_to_mask
+from .criterion import UpdateCounting
 from .ctc_model import Vocabulary
 from .masking import MASK_TYPES
 from .pretraining import Wav2Vec2PretrainConfig, Wav2Vec2PreTraining
@@ -311,25 +312,12 @@ def train_step(model: Wav2Vec2CtcTraining, batch: CtcBatch, num_updates: int | N
     return res
 
 
-class Wav2Vec2CtcObjective(nn.Module):
+class Wav2Vec2CtcObjective(UpdateCounting):
     """Fine-tuning objective for :func:`s3prl.train.train`: ``objective(CtcBatch) -> loss / sample_size``.
 
     The update count is a buffer (saved with the weights); :meth:`attach` makes each optimizer step advance it,
     so the encoder stays frozen for the first ``freeze_finetune_updates`` steps (its parameters then get no
     gradient and the optimizer leaves them unchanged). In eval mode ``last_log`` also holds the error counts."""
-
-    def __init__(self, model: Wav2Vec2CtcTraining):
-        super().__init__()
-        self.model = model
-        self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
-        self.last_log: dict = {}
-
-    def attach(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
-        def advance(*_):
-            self.num_updates += 1
-
-        optimizer.register_step_post_hook(advance)
-        return optimizer
 
     def forward(self, batch: CtcBatch) -> torch.Tensor:
         device = self.num_updates.device

@@ -26,7 +26,8 @@ from .. import checkpoint as ckpt_io
 from ..convert import config as config_io
 from ..convert import fairseq as fairseq_convert
 from ..convert.errors import CheckpointConfigError, CheckpointFormatError
-from ..upstream.wav2vec2 import Packing, Wav2Vec2, Wav2Vec2Config, conv_output_lengths, lengths_to_mask
+from ..upstream.wav2vec2 import (GradMultiply, Packing, Wav2Vec2, Wav2Vec2Config, conv_output_lengths,
+                               lengths_to_mask)
 from .masking import MASK_TYPES, compute_span_mask, sample_negatives
 from .quantizer import GumbelVectorQuantizer, QuantizerOutput
 
@@ -136,19 +137,6 @@ def pretrain_config_from_fairseq(model_cfg: dict, criterion_cfg: dict | None, so
     return out
 
 
-class _GradMultiply(torch.autograd.Function):
-    """Identity forward, gradient times ``scale`` backward (``feature_grad_mult``)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
-        ctx.scale = scale
-        return x.clone()
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return grad * ctx.scale, None
-
-
 @dataclass
 class PretrainOutput:
     logits: torch.Tensor  # (1 + K, B, M): cosine / logit_temp, row 0 the positive; -inf where a negative == positive
@@ -209,7 +197,7 @@ class Wav2Vec2PreTraining(nn.Module):
             else:  # fairseq: one conv over the zero-padded batch
                 feats, lengths = extractor.run(wavs), feature_lengths(self.model, wavs_len)
         if mult > 0 and mult != 1.0 and feats.requires_grad:
-            feats = _GradMultiply.apply(feats, mult)
+            feats = GradMultiply.apply(feats, mult)
         return feats, lengths.clamp(max=feats.size(1))
 
     def encode(self, x: torch.Tensor, lengths: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -332,11 +320,17 @@ def from_fairseq(obj, source: str = "checkpoint") -> Wav2Vec2PreTraining:
     model = Wav2Vec2PreTraining(cfg, pcfg)
     heads = {k: v for k, v in state.items() if k.startswith(HEADS)}
     fairseq_convert.load_state(model.model, {k: v for k, v in state.items() if k not in heads}, source)
+    return copy_heads(model, heads, source, "pre-training heads")
+
+
+def copy_heads(model: nn.Module, heads: dict, source: str, what: str) -> nn.Module:
+    """Load the training-only weights (everything of ``model`` outside its ``model.`` backbone) from ``heads``:
+    the same names and shapes, or an error naming what is missing, unexpected or of another shape."""
     own = {k: v for k, v in model.state_dict().items() if not k.startswith("model.")}
     missing, extra = sorted(set(own) - set(heads)), sorted(set(heads) - set(own))
     if missing or extra:
-        raise CheckpointFormatError(f"{source}: pre-training heads do not fit the configuration; missing "
-                                    f"{missing[:8]}, unexpected {extra[:8]}")
+        raise CheckpointFormatError(f"{source}: {what} do not fit the configuration; missing {missing[:8]}, "
+                                    f"unexpected {extra[:8]}")
     for key, value in heads.items():
         if value.shape != own[key].shape:
             raise CheckpointFormatError(f"{source}: {key} has shape {tuple(value.shape)} in the checkpoint, "

@@ -28,6 +28,7 @@ from ..convert.errors import CheckpointConfigError, CheckpointFormatError
 from ..upstream import wav2vec as w2v1
 from .criterion import LossOutput, accuracy
 from .masking import sample_negatives
+from .pretraining import copy_heads
 from .quantizer import GumbelVectorQuantizer, KmeansVectorQuantizer, QuantizerOutput
 
 
@@ -271,17 +272,7 @@ def from_fairseq(obj, source: str = "checkpoint") -> Wav2VecPreTraining:
     backbone = {k: v for k, v in state.items() if not k.startswith(("vector_quantizer.", "wav2vec_predictions."))}
     fairseq_convert.load_state(model.model, w2v1.map_state(backbone), source, mapped=True)
     heads = {k: v for k, v in state.items() if k not in backbone}
-    own = {k: v for k, v in model.state_dict().items() if not k.startswith("model.")}
-    missing, extra = sorted(set(own) - set(heads)), sorted(set(heads) - set(own))
-    if missing or extra:
-        raise CheckpointFormatError(f"{source}: quantizer / prediction weights do not fit the configuration; "
-                                    f"missing {missing[:8]}, unexpected {extra[:8]}")
-    for key, value in heads.items():
-        if value.shape != own[key].shape:
-            raise CheckpointFormatError(f"{source}: {key} has shape {tuple(value.shape)}, expected "
-                                        f"{tuple(own[key].shape)}")
-        own[key].copy_(value)
-    return model
+    return copy_heads(model, heads, source, "quantizer / prediction weights")
 
 
 _TO_FAIRSEQ = [
