@@ -5,7 +5,8 @@
     featurize  <- examples/wav2vec/wav2vec_featurize.py
     tokenize   <- examples/wav2vec/vq-wav2vec_featurize.py
     infer      <- examples/speech_recognition/infer.py (viterbi / KenLM + lexicon decoding, WER, sclite files)
-    train      <- fairseq-train --task audio_pretraining --arch wav2vec2 (pre-training)
+    train      <- fairseq-train --task audio_pretraining --arch wav2vec2 (pre-training) or
+                  --task audio_finetuning --arch wav2vec_ctc (CTC fine-tuning)
 """
 
 from __future__ import annotations
@@ -141,9 +142,11 @@ def add_parsers(sub, common) -> None:
 
 def add_train_parser(mode) -> None:
     from ..wav2vec2.train import TRAIN_EPILOG, add_arguments
+    from ..wav2vec2.train_finetune import FINETUNE_EPILOG
 
     tr = mode("train", "wav2vec 2.0 pre-training (replaces fairseq-train --task audio_pretraining --arch wav2vec2 "
-              "--criterion wav2vec); writes fairseq-format checkpoints", TRAIN_EPILOG)
+              "--criterion wav2vec) and CTC fine-tuning (--task audio_finetuning --arch wav2vec_ctc --criterion ctc); "
+              "writes fairseq-format checkpoints", TRAIN_EPILOG + "\n\n" + FINETUNE_EPILOG)
     add_arguments(tr)
     tr.set_defaults(run=cmd_train)
 

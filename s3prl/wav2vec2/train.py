@@ -17,6 +17,9 @@ it, never silently dropped. Pieces:
   with ``--save-interval-updates``, ``checkpoint_<E>_<U>.pt``. ``extra_state["s3prl"]`` holds what an exact
   resume needs (optimizer, random states, position); like fairseq, re-running the command resumes from
   ``SAVE_DIR/checkpoint_last.pt``.
+
+``--task audio_finetuning --arch wav2vec_ctc --criterion ctc`` (CTC fine-tuning) runs
+:func:`s3prl.wav2vec2.train_finetune.run_finetune` on the same parser.
 """
 
 from __future__ import annotations
@@ -102,7 +105,12 @@ _HYDRA_KEYS = {"data": None, "update_freq": "--update-freq", "lr": "--lr", "batc
 def from_hydra(args) -> argparse.Namespace:
     """``fairseq-hydra-train --config-name RECIPE KEY=VALUE ...`` -> the flags of the recipe + the overrides."""
     items = ([args.data] if args.data else []) + list(args.overrides)
-    flags, data = list(HYDRA_RECIPES[args.config_name]), None
+    if args.config_name in HYDRA_RECIPES:
+        flags, data = list(HYDRA_RECIPES[args.config_name]), None
+    else:  # a fine-tuning recipe (examples/wav2vec/config/finetuning)
+        from .train_finetune import preset_flags
+
+        flags, data = preset_flags(args.config_name), None
     for item in items:
         key, eq, value = item.lstrip("+").partition("=")
         if not eq:
@@ -140,13 +148,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
       help="folder of train.tsv / valid.tsv (`s3prl wav2vec2 manifest`); with --config-name: task.data=DIR")
     a("overrides", nargs="*", metavar="KEY=VALUE", help="with --config-name: fairseq-hydra-train overrides "
       "(task.data=DIR, optimization.max_update=N, +optimization.update_freq='[8]', model.encoder_layers=2, ...)")
-    a("--config-name", default=None, choices=sorted(HYDRA_RECIPES),
-      help="fairseq-hydra-train form: start from this recipe of examples/wav2vec/config/pretraining")
+    from .finetune_recipes import PRESETS
+
+    a("--config-name", default=None, choices=sorted(HYDRA_RECIPES) + list(PRESETS),
+      help="fairseq-hydra-train form: start from this recipe of examples/wav2vec/config/pretraining "
+           "(wav2vec2_*) or config/finetuning (base_*: CTC fine-tuning)")
     a("--config-dir", default=None, help="accepted with --config-name (the recipes are built in)")
     # general
-    a("--task", default="audio_pretraining", help="audio_pretraining (the only one here)")
-    a("--arch", default="wav2vec2", help="wav2vec2")
-    a("--criterion", default="wav2vec", help="wav2vec")
+    a("--task", default="audio_pretraining", help="audio_pretraining, or audio_finetuning (CTC fine-tuning)")
+    a("--arch", default="wav2vec2", help="wav2vec2 (wav2vec_ctc with audio_finetuning)")
+    a("--criterion", default="wav2vec", help="wav2vec (ctc with audio_finetuning)")
     a("--save-dir", default="checkpoints", help="checkpoints, log.txt, history.jsonl (default checkpoints)")
     a("--seed", type=int, default=1)
     a("--fp16", action="store_true", help="fp16 mixed precision on a GPU (ignored on the CPU, with a notice)")
@@ -205,8 +216,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a("--encoder-attention-heads", type=int, default=12)
     a("--activation-fn", default="gelu")
     a("--layer-norm-first", action="store_true")
-    a("--dropout", type=float, default=0.1)
-    a("--attention-dropout", type=float, default=0.1)
+    a("--dropout", type=float, default=None, help="default 0.1 (pre-training), 0.0 (fine-tuning)")
+    a("--attention-dropout", type=float, default=None, help="default 0.1 (pre-training), 0.0 (fine-tuning)")
     a("--activation-dropout", type=float, default=0.0)
     a("--encoder-layerdrop", type=float, default=0.0)
     a("--dropout-input", type=float, default=0.0)
@@ -216,7 +227,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a("--quantize-targets", action="store_true")
     a("--quantize-input", action="store_true", help="not supported")
     a("--target-glu", action="store_true")
-    a("--feature-grad-mult", type=float, default=1.0)
+    a("--feature-grad-mult", type=float, default=None, help="default 1.0 (pre-training), 0.0 (fine-tuning)")
     a("--quantizer-depth", type=int, default=1)
     a("--quantizer-factor", type=int, default=3)
     a("--latent-vars", type=int, default=320)
@@ -224,7 +235,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a("--latent-dim", type=int, default=0)
     a("--latent-temp", default="(2, 0.5, 0.999995)")
     a("--mask-length", type=int, default=10)
-    a("--mask-prob", type=float, default=0.65)
+    a("--mask-prob", type=float, default=None, help="default 0.65 (pre-training), 0.5 (fine-tuning)")
     a("--mask-selection", default="static")
     a("--mask-other", type=float, default=0.0)
     a("--no-mask-overlap", action="store_true", help="not supported")
@@ -242,6 +253,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     # criterion
     a("--infonce", action="store_true", help="InfoNCE loss (required: the binary cross-entropy form is not built)")
     a("--loss-weights", default=None, help="weights of the extra losses, e.g. '[0.1, 10]'")
+    from .train_finetune import add_finetune_arguments
+
+    add_finetune_arguments(p)
 
 
 def _fail(flag: str, value, rule: str) -> None:
@@ -250,8 +264,7 @@ def _fail(flag: str, value, rule: str) -> None:
 
 def _check_unsupported(args) -> None:
     if args.task != "audio_pretraining":
-        _fail("--task", args.task, "only audio_pretraining is supported by `s3prl wav2vec2 train` (CTC "
-              "fine-tuning, audio_finetuning, is not built yet)")
+        _fail("--task", args.task, "`s3prl wav2vec2 train` runs audio_pretraining or audio_finetuning")
     if args.arch != "wav2vec2":
         _fail("--arch", args.arch, "only wav2vec2 is built (wav2vec 1.0 / vq-wav2vec training is not yet)")
     if args.criterion != "wav2vec":
@@ -281,6 +294,9 @@ def _check_unsupported(args) -> None:
         raise RecipeError("give --max-update (number of updates) or --max-epoch")
 
 
+PRETRAIN_DEFAULTS = {"dropout": 0.1, "attention_dropout": 0.1, "mask_prob": 0.65, "feature_grad_mult": 1.0}
+
+
 @dataclass
 class Setup:
     """Everything the command line decides, in our types."""
@@ -297,6 +313,9 @@ def setup_from_args(args) -> Setup:
     from ..upstream.wav2vec2 import Wav2Vec2Config
     from .pretraining import Wav2Vec2PretrainConfig
 
+    for key, value in PRETRAIN_DEFAULTS.items():  # flags whose default depends on the task
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
     _check_unsupported(args)
     try:
         conv = tuple(tuple(int(v) for v in layer) for layer in literal(args.conv_feature_layers))
@@ -427,6 +446,10 @@ def run(args) -> int:
         raise RecipeError(f"unexpected arguments {' '.join(args.overrides)}: KEY=VALUE overrides need --config-name")
     if args.data is None:
         raise RecipeError("the manifest folder (MANIFEST_DIR, with train.tsv and valid.tsv) is missing")
+    if args.task == "audio_finetuning":
+        from .train_finetune import run_finetune
+
+        return run_finetune(args)
     setup = setup_from_args(args)
     world_env = int(os.environ.get("WORLD_SIZE", "1"))
     if args.distributed_world_size is not None and args.distributed_world_size != world_env:

@@ -1,0 +1,126 @@
+"""Real-data run of ``s3prl wav2vec2 train --task audio_finetuning --arch wav2vec_ctc`` (CTC fine-tuning): the
+seed's fine-tuning command, scaled down, on /work/shared/data's librispeech_test_other_mini (100 utterances,
+12.8 min) from a tiny pre-trained wav2vec 2.0, then ``s3prl wav2vec2 infer`` with viterbi and with a KenLM.
+
+    S3PRL_TEST_DATA=../shared/data OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/w2v_finetune_real.py \\
+        [--w2v-path /tmp/w2v_real/ck/checkpoint_last.pt] [--updates 300] [--work /tmp/w2v_ft_real]
+
+Steps (all through the command line): ``s3prl wav2vec2 manifest`` (10% valid) and ``labels`` (train/valid
+.ltr/.wrd + dict.ltr.txt); ``wav2vec2 train`` with the seed's flags except the scale (below); ``wav2vec2 infer``
+on the valid split with ``checkpoint_best.pt``: viterbi, then kenlm with a 3-gram + lexicon from
+``s3prl lm build`` over the TRAIN transcripts (so most valid words are out of its lexicon).
+--w2v-path: a pre-trained tiny model, e.g. the one benchmarks/w2v_pretrain_real.py leaves in /tmp/w2v_real/ck;
+without one, that script is run first (--updates 200).
+Expect ~100% WER: 90 utterances cannot teach a recogniser; the run proves the pipeline on real recordings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+# the seed's fine-tuning command (examples/wav2vec/README.md); SCALE replaces values for a tiny CPU run
+SEED = ("--post-process letter --valid-subset valid --no-epoch-checkpoints --best-checkpoint-metric wer "
+        "--num-workers 4 --max-update 80000 --sentence-avg --task audio_finetuning --arch wav2vec_ctc --labels ltr "
+        "--apply-mask --mask-selection static --mask-other 0 --mask-length 10 --mask-prob 0.5 --layerdrop 0.1 "
+        "--mask-channel-selection static --mask-channel-other 0 --mask-channel-length 64 --mask-channel-prob 0.5 "
+        "--zero-infinity --feature-grad-mult 0.0 --freeze-finetune-updates 10000 --validate-after-updates 10000 "
+        "--optimizer adam --adam-betas (0.9,0.98) --adam-eps 1e-08 --lr 2e-05 --lr-scheduler tri_stage "
+        "--warmup-steps 8000 --hold-steps 32000 --decay-steps 40000 --final-lr-scale 0.05 --final-dropout 0.0 "
+        "--dropout 0.0 --activation-dropout 0.1 --criterion ctc --attention-dropout 0.0 --max-tokens 1280000 "
+        "--seed 2337 --log-format json --log-interval 500 --ddp-backend no_c10d").split()
+
+
+def scale(updates: int) -> dict:
+    """The seed's schedule shrunk to ``updates`` (same 10/40/50 % stages, freeze and first validation at 1/8),
+    a larger peak lr (a tiny model, few updates), channel masks of 8 (the tiny model has 64 channels, the
+    seed's 64 would blank them all) and 400000-sample batches (25 s; the longest file is 22.8 s)."""
+    return {"--max-update": updates, "--warmup-steps": updates // 10, "--hold-steps": updates * 4 // 10,
+            "--decay-steps": updates - updates // 10 - updates * 4 // 10, "--freeze-finetune-updates": updates // 8,
+            "--validate-after-updates": updates // 8, "--lr": "0.0005", "--mask-channel-length": 8,
+            "--max-tokens": 400000, "--log-interval": 10}
+
+
+def cli(*args: str) -> str:
+    out = subprocess.run([sys.executable, "-m", "s3prl.cli", *args], cwd=PROJECT, check=True, capture_output=True,
+                         text=True)
+    return out.stdout + out.stderr
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--w2v-path", default="/tmp/w2v_real/ck/checkpoint_last.pt")
+    p.add_argument("--updates", type=int, default=300)
+    p.add_argument("--work", default="/tmp/w2v_ft_real")
+    args = p.parse_args()
+    shared = Path(os.environ.get("S3PRL_TEST_DATA", PROJECT.parent / "shared" / "data"))
+    corpus = shared / "librispeech_test_other_mini"
+    if not corpus.is_dir():
+        print(f"no librispeech_test_other_mini under {shared}: set S3PRL_TEST_DATA", file=sys.stderr)
+        return 1
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    pre = work / "pretrained.pt"
+    if not pre.is_file():
+        if not Path(args.w2v_path).is_file():
+            subprocess.run([sys.executable, str(PROJECT / "benchmarks" / "w2v_pretrain_real.py"), "--updates", "200",
+                            "--work", str(work / "pre")], check=True, cwd=PROJECT)
+            args.w2v_path = str(work / "pre" / "ck" / "checkpoint_last.pt")
+        shutil.copy(args.w2v_path, pre)
+    data = work / "manifest"
+    cli("wav2vec2", "manifest", str(corpus), "--dest", str(data), "--ext", "flac", "--valid-percent", "0.1",
+        "--seed", "1")
+    for split in ("train", "valid"):
+        cli("wav2vec2", "labels", str(data / f"{split}.tsv"), "--output-dir", str(data), "--output-name", split)
+    save = work / "ck"
+    shutil.rmtree(save, ignore_errors=True)
+    cmd = list(SEED)
+    for flag, value in scale(args.updates).items():
+        cmd[cmd.index(flag) + 1] = str(value)
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "s3prl.cli", "wav2vec2", "train", str(data), "--save-dir", str(save),
+                    "--w2v-path", str(pre), "--no-progress-bar", *cmd], check=True, cwd=PROJECT)
+    seconds = time.perf_counter() - started
+    history = [json.loads(line) for line in (save / "history.jsonl").read_text().splitlines()]
+    train = [h for h in history if h["split"] == "train_inner"]
+    valid = [h for h in history if h["split"] == "valid" and "loss" in h]
+    print(f"{args.updates} updates in {seconds:.0f} s; {len(train)} log lines")
+    for h in train[:3] + train[-3:]:
+        print(f"  train update {h['step']}: loss {h['loss']:.3f} bits/sentence, lr {h['lr']:.2e}")
+    first, last = train[: max(1, len(train) // 10)], train[-max(1, len(train) // 10):]
+    mean = lambda rows: sum(r["loss"] for r in rows) / len(rows)  # noqa: E731
+    print(f"  train loss, mean of the first / last 10% of log lines: {mean(first):.2f} -> {mean(last):.2f}")
+    for h in valid:
+        print(f"  valid update {h['step']}: loss {h['loss']:.3f}, uer {h['uer']:.1f}%, wer {h['wer']:.1f}%")
+    best = save / "checkpoint_best.pt"
+    out = cli("wav2vec2", "infer", str(data), "--path", str(best), "--gen-subset", "valid", "--w2l-decoder", "viterbi",
+              "--results-path", str(work / "res_viterbi"), "--quiet", "--cpu")
+    viterbi = re.search(r"WER: (\S+)", out).group(1)
+    lm = work / "lm"
+    lm.mkdir(exist_ok=True)
+    cli("lm", "build", str(data / "train.wrd"), "-o", str(lm / "3gram.arpa"), "--order", "3", "--lexicon",
+        str(lm / "lexicon.lst"))
+    out_lm = cli("wav2vec2", "infer", str(data), "--path", str(best), "--gen-subset", "valid", "--w2l-decoder", "kenlm",
+                 "--lm-model", str(lm / "3gram.arpa"), "--lexicon", str(lm / "lexicon.lst"), "--lm-weight", "2",
+                 "--word-score", "-1", "--sil-weight", "0", "--results-path", str(work / "res_kenlm"), "--quiet",
+                 "--cpu")
+    kenlm = re.search(r"WER: (\S+)", out_lm).group(1)
+    print(f"infer on valid ({len((data / 'valid.tsv').read_text().splitlines()) - 1} utterances), checkpoint_best.pt: "
+          f"viterbi WER {viterbi}%, kenlm (3-gram of the train transcripts, lm-weight 2, word-score -1) WER {kenlm}%")
+    hyp = sorted((work / "res_viterbi").glob("hypo.word-*"))
+    if hyp:
+        print("  first viterbi hypotheses:", " / ".join(hyp[0].read_text().splitlines()[:3]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
