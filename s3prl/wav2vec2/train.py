@@ -368,7 +368,8 @@ def setup_from_args(args) -> Setup:
 
 
 class Logged(nn.Module):
-    """The objective, plus fairseq's training log: the mean of its values every ``interval`` updates."""
+    """The objective, plus fairseq's training log: the mean of its values every ``interval`` updates
+    (:meth:`summarize` says which; the pre-training one adds accuracy, perplexities and the collapse warning)."""
 
     def __init__(self, objective, interval: int, accum: int, optimizer_ref: list, expdir: Path, groups: int,
                  leader: bool):
@@ -386,11 +387,18 @@ class Logged(nn.Module):
 
     def flush(self, before_step: bool = False) -> None:
         from .. import train as trainer
-        from .criterion import collapse_warning
 
         records, self.records = self.records, []
         if not self.leader or not records:
             return
+        step = int(self.objective.num_updates) + int(before_step)  # the update these batches belong to
+        out = self.summarize(records)
+        out["lr"] = self.ref[0].rate(step - 1) if self.ref else float("nan")
+        trainer.log(f"update {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in out.items()), self.expdir)
+        trainer.append_history(self.expdir, {"step": step, "split": "train_inner", **out})
+        self.warn(records, out, step)
+
+    def summarize(self, records: list[dict]) -> dict:
         size = sum(r["sample_size"] for r in records) or 1
         out = {"loss": sum(r["loss"] for r in records) / size / LN2}
         for key in sorted({k for r in records for k in r if k.startswith("loss_")}):
@@ -400,13 +408,17 @@ class Logged(nn.Module):
         for key in ("code_perplexity", "prob_perplexity", "temp"):
             if key in records[0]:
                 out[key] = sum(r[key] for r in records) / len(records)
-        step = int(self.objective.num_updates) + int(before_step)  # the update these batches belong to
-        out["lr"] = self.ref[0].rate(step - 1) if self.ref else float("nan")
-        trainer.log(f"update {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in out.items()), self.expdir)
-        trainer.append_history(self.expdir, {"step": step, "split": "train_inner", **out})
+        return out
+
+    def warn(self, records: list[dict], out: dict, step: int) -> None:
+        from .. import train as trainer
+        from .criterion import collapse_warning
+
+        if "code_perplexity" not in out:
+            return
         merged = {"code_perplexity": out.get("code_perplexity"), "correct": sum(r["correct"] for r in records),
-                  "count": count}
-        warning = collapse_warning(merged, self.groups) if "code_perplexity" in out else None
+                  "count": sum(r["count"] for r in records)}
+        warning = collapse_warning(merged, self.groups)
         if warning:
             trainer.log(f"update {step}: WARNING {warning}", self.expdir)
 

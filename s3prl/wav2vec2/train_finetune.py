@@ -34,9 +34,10 @@ import torch.nn.functional as F
 
 from .manifest import RecipeError, read_manifest
 from .train_checkpoint import atomic_save
+from .train import LN2
+from .train import Logged as PretrainLogged
 from .train_data import AudioData
 
-LN2 = math.log(2)
 
 FINETUNE_EPILOG = """\
 CTC fine-tuning, the seed's command (examples/wav2vec/README.md) with `fairseq-train` replaced; MANIFEST_DIR holds
@@ -242,35 +243,19 @@ class LabelledData(AudioData):
 # ------------------------------------------------------------------------------------------------
 
 
-class Logged(nn.Module):
+class Logged(PretrainLogged):
     """The objective plus fairseq's ctc training log (loss in bits per ``sample_size``) every ``interval``."""
 
     def __init__(self, objective, interval: int, accum: int, ref: list, expdir: Path, leader: bool):
-        super().__init__()
-        self.objective, self.interval, self.accum, self.ref = objective, interval, accum, ref
-        self.expdir, self.leader, self.records, self.calls = expdir, leader, [], 0
+        super().__init__(objective, interval, accum, ref, expdir, 0, leader)
 
-    def forward(self, batch):
-        loss = self.objective(batch)
-        self.records.append(dict(self.objective.last_log))
-        self.calls += 1
-        if self.calls % (self.interval * self.accum) == 0:
-            self.flush(before_step=True)
-        return loss
-
-    def flush(self, before_step: bool = False) -> None:
-        from .. import train as trainer
-
-        records, self.records = self.records, []
-        if not self.leader or not records:
-            return
+    def summarize(self, records: list[dict]) -> dict:
         size = sum(r["sample_size"] for r in records) or 1
-        step = int(self.objective.num_updates) + int(before_step)
-        out = {"loss": sum(r["loss"] for r in records) / size / LN2,
-               "ntokens": sum(r["ntokens"] for r in records), "nsentences": sum(r["nsentences"] for r in records),
-               "lr": self.ref[0].rate(step - 1) if self.ref else float("nan")}
-        trainer.log(f"update {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in out.items()), self.expdir)
-        trainer.append_history(self.expdir, {"step": step, "split": "train_inner", **out})
+        return {"loss": sum(r["loss"] for r in records) / size / LN2,
+                "ntokens": sum(r["ntokens"] for r in records), "nsentences": sum(r["nsentences"] for r in records)}
+
+    def warn(self, records: list[dict], out: dict, step: int) -> None:
+        pass
 
 
 def evaluate_split(objective, data: LabelledData) -> dict:
