@@ -87,10 +87,9 @@ def atomic_save(obj: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def load_resume(path: Path, objective) -> dict:
-    """``checkpoint_last.pt`` written by this command -> the :mod:`s3prl.train` resume checkpoint."""
-    from .pretraining import from_fairseq
-
+def read_resumable(path: Path) -> tuple[dict, dict]:
+    """``checkpoint_last.pt`` of this command (pre-training or fine-tuning) -> (checkpoint, its extra_state),
+    or an error saying why it cannot be resumed."""
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # noqa: BLE001
@@ -100,6 +99,14 @@ def load_resume(path: Path, objective) -> dict:
     if not isinstance(extra, dict) or "s3prl" not in extra:
         raise RecipeError(f"{path} was not written by `s3prl wav2vec2 train` (no resume state): fairseq's own "
                           "checkpoints cannot be resumed here; choose another --save-dir")
+    return obj, extra
+
+
+def load_resume(path: Path, objective) -> dict:
+    """``checkpoint_last.pt`` written by this command -> the :mod:`s3prl.train` resume checkpoint."""
+    from .pretraining import from_fairseq
+
+    obj, extra = read_resumable(path)
     loaded = from_fairseq(obj, str(path))
     state = objective.state_dict()
     mine = loaded.state_dict()

@@ -33,8 +33,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .manifest import RecipeError, read_manifest
-from .train_checkpoint import atomic_save
-from .train import LN2
+from .train_checkpoint import atomic_save, read_resumable
+from .train import LN2, _fail
 from .train import Logged as PretrainLogged
 from .train_data import AudioData
 
@@ -113,10 +113,6 @@ def preset_flags(name: str) -> list[str]:
         flags.append("--normalize")
     flags += ["--optimizer", r["optimizer"]["_name"], "--lr-scheduler", r["lr_scheduler"]["_name"]]
     return flags
-
-
-def _fail(flag: str, value, rule: str) -> None:
-    raise RecipeError(f"{flag} {value!r}: {rule}")
 
 
 def check_finetune(args) -> None:
@@ -276,15 +272,7 @@ def load_resume(path: Path, objective, vocabulary) -> dict:
     """``checkpoint_last.pt`` written by this command -> the :mod:`s3prl.train` resume checkpoint."""
     from .finetune_io import from_fairseq_finetuned
 
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001
-        raise RecipeError(f"{path} cannot be read as a checkpoint written by `s3prl wav2vec2 train` (delete it, or "
-                          "choose another --save-dir, to start a new run)") from None
-    extra = obj.get("extra_state") if isinstance(obj, dict) else None
-    if not isinstance(extra, dict) or "s3prl" not in extra:
-        raise RecipeError(f"{path} was not written by `s3prl wav2vec2 train` (no resume state); choose another "
-                          "--save-dir")
+    obj, extra = read_resumable(path)
     try:
         loaded = from_fairseq_finetuned(obj, str(path), vocabulary).state_dict()
     except Exception as err:  # noqa: BLE001
