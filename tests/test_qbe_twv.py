@@ -4,7 +4,9 @@ import random
 
 import pytest
 
-from s3prl.metrics.twv import beta_of, mtwv, twv
+import math
+
+from s3prl.metrics.twv import beta_of, effective_prior, mtwv, twv
 
 DOCS = [f"d{i}" for i in range(10)]
 TRUTH = {"a": {"d0", "d1"}, "b": {"d2"}, "c": {"d3", "d4", "d5", "d6"}}
@@ -20,6 +22,14 @@ def test_beta():
     assert beta_of(**COSTS) == pytest.approx(BETA)
     with pytest.raises(ValueError):
         beta_of(p_target=0.0)
+
+
+def test_default_costs_give_the_scoring_scripts_effective_prior():
+    # score-TWV-Cnxe.sh (MediaEval QUESST scoring package) passes the jar `bc` scale-7 output 0.0741289 for its
+    # P_target 0.0008, C_miss 100, C_fa 1; bc truncates, so compare the truncated value
+    prior = effective_prior()
+    assert math.floor(prior * 1e7) / 1e7 == pytest.approx(0.0741289, abs=1e-12)
+    assert beta_of() == pytest.approx((1 - prior) / prior, rel=1e-12)
 
 
 def test_every_term_found_no_false_alarm_is_one():

@@ -13,12 +13,11 @@ occurrence are left out of the average (their P_miss is undefined). A (term, doc
 never a YES (the official script gives such pairs a default score, -10 in the SUPERB recipe; our systems score
 every pair, so this never matters there).
 
-Parameters: ``P_TARGET = 0.0008``, ``C_MISS = 100``, ``C_FA = 1`` (beta = 12.4875). UNVERIFIED: these are the
-values recalled for the MediaEval SWS 2013 / QUESST 2014 evaluations (Anguera et al., "Query by Example Search on
-Speech at Mediaeval 2014", CEUR-WS Vol-1263, paper 35; the scoring tool ``MediaEvalQUESST2014.jar`` behind
-``score-TWV-Cnxe.sh``); the text of neither could be read while writing this. They are consistent with the
-published SUPERB QbE scorer output, whose best threshold sits near z = 2 (about 2 % of documents YES per query),
-which a beta near 1000 (NIST STD 2006) would make impossible. Pass other values to every function here.
+Parameters: ``P_TARGET = 0.0008``, ``C_MISS = 100``, ``C_FA = 1`` (beta = 12.49), as set in ``score-TWV-Cnxe.sh``,
+the script of the MediaEval QUESST scoring package that calls the Java scorer (read in its QUESST 2015 release,
+the same organisers' successor of the 2014 package; the 2014 copy was not found). The script hands the jar only the
+effective prior C_miss P_target / (C_miss P_target + C_FA (1 - P_target)) = 0.0741289 (bc, scale 7), the value in
+the package README's example command; beta = (1 - prior) / prior. Pass other values to every function here.
 """
 
 from __future__ import annotations
@@ -37,6 +36,12 @@ def beta_of(p_target: float = P_TARGET, c_miss: float = C_MISS, c_fa: float = C_
     if c_miss <= 0 or c_fa < 0:
         raise ValueError(f"costs must be c_miss > 0 and c_fa >= 0, got c_miss={c_miss}, c_fa={c_fa}")
     return (c_fa / c_miss) * (1.0 / p_target - 1.0)
+
+
+def effective_prior(p_target: float = P_TARGET, c_miss: float = C_MISS, c_fa: float = C_FA) -> float:
+    """The single number ``score-TWV-Cnxe.sh`` passes to the QUESST scorer: C_miss P / (C_miss P + C_FA (1 - P))."""
+    beta_of(p_target, c_miss, c_fa)  # same checks
+    return c_miss * p_target / (c_miss * p_target + c_fa * (1.0 - p_target))
 
 
 def _truth_sets(truth: Mapping[str, Iterable[str]], documents: Iterable[str]) -> tuple[dict[str, set], int]:
