@@ -6,6 +6,11 @@ clips, steps and schedules; every ``eval_step`` steps it evaluates and keeps the
 (weights, optimizer, scheduler, gradient scaler, step, epoch, position in the epoch, random states), so
 a run resumed from it ends with exactly the weights of an uninterrupted one. SIGINT/SIGTERM (Ctrl-C,
 a cluster's time limit) make the loop save at the next step boundary and stop.
+
+A model returns either a mean loss (each micro-batch then weighs ``1 / gradient_accumulate_steps``) or a pair
+``(summed loss, sample size)``: the step's gradient is then the sum over its micro-batches (and processes)
+divided by their total sample size, as fairseq's trainer normalises, so micro-batches with more masked frames
+or tokens weigh more.
 """
 
 from __future__ import annotations
@@ -145,7 +150,7 @@ def train(model: nn.Module, parts: dict[str, nn.Module], batches: Callable[[int,
         log(f"training config: {json.dumps(asdict(cfg))}", expdir)
     writer = make_writer(expdir) if leader else None
     stop = StopFlag()
-    first_step, losses, micro, last_ckpt, halt = state["step"], [], 0, None, False
+    first_step, losses, sizes, micro, last_ckpt, halt = state["step"], [], [], 0, None, False
     bar = make_bar(cfg.total_steps, state["step"], leader and progress)
     started = time.perf_counter()
     meter = Throughput(state["step"])
@@ -155,12 +160,17 @@ def train(model: nn.Module, parts: dict[str, nn.Module], batches: Callable[[int,
             for batch in batches(state["epoch"], state["position"]):
                 state["position"] += 1
                 micro += 1
-                losses.append(forward_backward(model, batch, scaler, amp_dtype, device, cfg,
-                                               sync=micro == cfg.gradient_accumulate_steps))
+                loss, size = forward_backward(model, batch, scaler, amp_dtype, device, cfg,
+                                              sync=micro == cfg.gradient_accumulate_steps)
+                losses.append(loss)
+                sizes.append(size)
                 meter.items += len(getattr(batch, "uids", ()) or ())
                 if micro < cfg.gradient_accumulate_steps:
                     continue
                 micro = 0
+                if sizes[0] is not None:
+                    divide_by_sample_size(params, sum(sizes), device)
+                sizes = []
                 grad_norm = optimizer_step(params, optimizer, scaler, cfg)
                 scheduler.step()
                 state["step"] += 1
@@ -201,15 +211,35 @@ def train(model: nn.Module, parts: dict[str, nn.Module], batches: Callable[[int,
             "last_checkpoint": last_ckpt}
 
 
-def forward_backward(model, batch, scaler, amp_dtype, device, cfg: TrainConfig, sync: bool) -> torch.Tensor:
+def forward_backward(model, batch, scaler, amp_dtype, device, cfg: TrainConfig,
+                     sync: bool) -> tuple[torch.Tensor, float | None]:
     """One micro-batch: loss under autocast, backward of its share of the accumulated gradient.
-    Under DDP, gradients are all-reduced only on the last micro-batch of a step (``sync``)."""
+    Under DDP, gradients are all-reduced only on the last micro-batch of a step (``sync``).
+    Returns the mean loss (a tensor: no device sync per batch) and the sample size (None for a mean-loss model)."""
     sync_ctx = nullcontext() if sync or not hasattr(model, "no_sync") else model.no_sync()
     with sync_ctx:
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            loss = model(batch)
-        scaler.scale(loss / cfg.gradient_accumulate_steps).backward()
-    return loss.detach()  # kept as a tensor: no device sync per batch
+            out = model(batch)
+        if isinstance(out, tuple):  # (summed loss, sample size): normalised at the step, over all micro-batches
+            loss_sum, size = out
+            scaler.scale(loss_sum).backward()
+            return loss_sum.detach() / max(float(size), 1.0), float(size)
+        scaler.scale(out / cfg.gradient_accumulate_steps).backward()
+    return out.detach(), None
+
+
+def divide_by_sample_size(params, size: float, device: torch.device) -> None:
+    """Gradients of summed losses -> gradient of the update's mean: divide by the sample size of every micro-batch
+    of every process. DDP averages gradients over processes, hence the factor world size (as fairseq's trainer)."""
+    world = 1
+    if dist.is_initialized():
+        total = torch.tensor([size], dtype=torch.float64, device=device)
+        dist.all_reduce(total)
+        size, world = float(total), dist.get_world_size()
+    factor = world / (size or 1.0)
+    for p in params:
+        if p.grad is not None:
+            p.grad.mul_(factor)
 
 
 def build_optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:

@@ -378,12 +378,15 @@ class Logged(nn.Module):
         self.expdir, self.groups, self.leader, self.records, self.calls = expdir, groups, leader, [], 0
 
     def forward(self, batch):
-        loss = self.objective(batch)
+        loss = self.objective(batch)  # loss / sample_size
         self.records.append(dict(self.objective.last_log))
         self.calls += 1
         if self.calls % (self.interval * self.accum) == 0:
             self.flush(before_step=True)
-        return loss
+        # (summed loss, sample size): the loop divides the update's gradient by the total sample size of its
+        # micro-batches and processes, as fairseq's trainer does with --update-freq and several GPUs
+        size = self.objective.last_log["sample_size"]
+        return loss * size, size
 
     def flush(self, before_step: bool = False) -> None:
         from .. import train as trainer
