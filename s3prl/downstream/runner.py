@@ -185,12 +185,14 @@ def check_space(cache: FeatureCache, root: Path) -> None:
                            "--cache-dir elsewhere, or --no-cache")
 
 
-def make_loader(dataset, data: dict, train: bool, seed: int, rank: int = 0, world: int = 1):
-    """A DataLoader over duration-bucketed batches; its own generator leaves the global RNG untouched."""
+def make_loader(dataset, data: dict, train: bool, seed: int, rank: int = 0, world: int = 1, sampler=None):
+    """A DataLoader over duration-bucketed batches (or ``sampler``'s); its own generator leaves the global RNG
+    untouched."""
     weights = class_balanced_weights([ex.label for ex in dataset.examples]) if train and data["balanced"] else None
-    sampler = DurationBatchSampler(dataset.durations, data["batch_seconds" if train else "eval_batch_seconds"],
-                                   shuffle=train, seed=seed, weights=weights,
-                                   num_replicas=world if train else 1, rank=rank if train else 0)
+    if sampler is None:
+        sampler = DurationBatchSampler(dataset.durations, data["batch_seconds" if train else "eval_batch_seconds"],
+                                       shuffle=train, seed=seed, weights=weights,
+                                       num_replicas=world if train else 1, rank=rank if train else 0)
     # cached features are memory-mapped reads: worker processes would only add start-up and copying costs
     workers = data["num_workers"] if isinstance(dataset, AudioDataset) else 0
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=workers,
@@ -264,7 +266,8 @@ def train_one(ctx: Context, resume: dict | None, stop_after: int | None) -> dict
     wanted = ["train", *ctx.task.eval_splits, "test"]
     model, datasets, trials, classes = prepare(ctx, list(dict.fromkeys(wanted)), resume["Classes"] if resume else None)
     data, train_cfg = ctx.config["data"], trainer.TrainConfig(**ctx.config["train"])
-    loader = make_loader(datasets["train"], data, True, train_cfg.seed, ctx.rank, ctx.world)
+    own = ctx.task.batch_sampler(datasets["train"], ctx.config["task"], train_cfg.seed, ctx.rank, ctx.world)
+    loader = make_loader(datasets["train"], data, True, train_cfg.seed, ctx.rank, ctx.world, sampler=own)
     evals = {s: make_loader(datasets[s], data, False, train_cfg.seed) for s in ctx.task.eval_splits}
     amp = trainer.autocast_dtype(train_cfg.precision, ctx.device)
 

@@ -31,6 +31,8 @@ name                   what                                                     
 ``phone_linear``       TERA probe: LibriSpeech aligned phones (41), linear       frame accuracy
 ``phone_1hidden``      TERA probe: the same, one hidden layer (768, ReLU)       frame accuracy
 ``phone_linear_concat``  TERA probe: the same, linear on 9 concatenated frames  frame accuracy
+``mosei``              legacy: CMU-MOSEI sentiment/emotion, linear-mean-linear  accuracy (+ macro F1)
+``voxceleb2_ge2e``     legacy: VoxCeleb1+2 verification, GE2E loss, N x M batches  EER on dev trials
 =====================  =======================================================  ==========================
 """
 
@@ -38,10 +40,11 @@ from .base import REQUIRED, TASKS, Downstream, Objective, Task, data_root, get, 
 # each kind registers its tasks in TASKS, in this (listing) order; qbe is training-free (evaluate only)
 from . import utterance, diarization, ctc, separation, qbe
 from . import probes  # the legacy probes (TERA paper), listed last
+from . import legacy  # the original's legacy mosei and voxceleb2_ge2e
 from .utterance import (CLASSIFICATION, VERIFICATION, classification_score, utterance_head, verification_score,
                         xvector_amsoftmax, xvector_classifier)
 
 __all__ = ["REQUIRED", "TASKS", "Downstream", "Objective", "Task", "data_root", "get", "register", "utterance",
-           "ctc", "diarization", "separation", "qbe", "probes",
+           "ctc", "diarization", "separation", "qbe", "probes", "legacy",
            "CLASSIFICATION", "VERIFICATION", "classification_score", "utterance_head", "verification_score",
            "xvector_amsoftmax", "xvector_classifier"]

@@ -92,6 +92,11 @@ class Task:
     def configure(self, downstream: Downstream, options: dict) -> None:
         """Attach what the current options add to a built head and is not a weight (ASR: an LM decoder)."""
 
+    def batch_sampler(self, dataset, options: dict, seed: int, rank: int = 0, world: int = 1):
+        """The training batches when the task forms its own (GE2E: N speakers x M utterances), else ``None``
+        (duration-bucketed). A sampler has ``set_epoch(epoch, start)`` and ``__len__``."""
+        return None
+
     def load(self, options: dict) -> dict[str, list[Example]]:
         """The splits, after checking the options (a required path left unset gets a clear error)."""
         unknown = sorted(set(options) - set(self.options))
