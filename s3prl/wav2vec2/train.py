@@ -208,7 +208,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a("--restore-file", default="checkpoint_last.pt")
     # model (fairseq's Wav2Vec2Config)
     a("--extractor-mode", default="default", choices=("default", "layer_norm"))
-    a("--conv-feature-layers", default="[(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512,2,2)] + [(512,2,2)]")
+    a("--conv-feature-layers", default=None, help="default [(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512,2,2)] * 2")
     a("--conv-bias", action="store_true")
     a("--encoder-layers", type=int, default=12)
     a("--encoder-embed-dim", type=int, default=768)
@@ -244,7 +244,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a("--mask-channel-prob", type=float, default=0.0)
     a("--mask-channel-selection", default="static")
     a("--mask-channel-other", type=float, default=0.0)
-    a("--num-negatives", type=int, default=100)
+    a("--num-negatives", type=int, default=None, help="default 100 (wav2vec 1.0: 10)")
     a("--negatives-from-everywhere", action="store_true", help="not supported")
     a("--cross-sample-negatives", type=int, default=0)
     a("--codebook-negatives", type=int, default=0, help="not supported (0 only)")
@@ -256,6 +256,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from .train_finetune import add_finetune_arguments
 
     add_finetune_arguments(p)
+    from .train_wav2vec1 import add_wav2vec1_arguments
+
+    add_wav2vec1_arguments(p)
 
 
 def _fail(flag: str, value, rule: str) -> None:
@@ -266,7 +269,7 @@ def _check_unsupported(args) -> None:
     if args.task != "audio_pretraining":
         _fail("--task", args.task, "`s3prl wav2vec2 train` runs audio_pretraining or audio_finetuning")
     if args.arch != "wav2vec2":
-        _fail("--arch", args.arch, "only wav2vec2 is built (wav2vec 1.0 / vq-wav2vec training is not yet)")
+        _fail("--arch", args.arch, "wav2vec2, or wav2vec (wav2vec 1.0 / vq-wav2vec; without the wav2vec2 flags)")
     if args.criterion != "wav2vec":
         _fail("--criterion", args.criterion, "only the wav2vec criterion is supported")
     if not args.infonce:
@@ -294,7 +297,9 @@ def _check_unsupported(args) -> None:
         raise RecipeError("give --max-update (number of updates) or --max-epoch")
 
 
-PRETRAIN_DEFAULTS = {"dropout": 0.1, "attention_dropout": 0.1, "mask_prob": 0.65, "feature_grad_mult": 1.0}
+PRETRAIN_DEFAULTS = {"dropout": 0.1, "attention_dropout": 0.1, "mask_prob": 0.65, "feature_grad_mult": 1.0,
+                     "conv_feature_layers": "[(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512,2,2)] + [(512,2,2)]",
+                     "num_negatives": 100}
 
 
 @dataclass
@@ -465,6 +470,11 @@ def run(args) -> int:
         from .train_finetune import run_finetune
 
         return run_finetune(args)
+    from .train_wav2vec1 import ARCHS, reject_own_flags, run_wav2vec1
+
+    if args.arch in ARCHS:
+        return run_wav2vec1(args)
+    reject_own_flags(args)
     setup = setup_from_args(args)
     world_env = int(os.environ.get("WORLD_SIZE", "1"))
     if args.distributed_world_size is not None and args.distributed_world_size != world_env:

@@ -1,4 +1,4 @@
-"""fairseq's ``adam`` optimizer and ``polynomial_decay`` learning rate, for ``s3prl wav2vec2 train``."""
+"""fairseq's ``adam`` optimizer and ``polynomial_decay`` / ``cosine`` learning rates, for ``s3prl wav2vec2 train``."""
 
 from __future__ import annotations
 
@@ -21,6 +21,34 @@ def polynomial_decay(lr: float, warmup: int, total: float, end: float = 0.0, pow
             return end
         remaining = 1 - (updates - warmup) / (total - warmup)
         return (lr - end) * remaining ** power + end
+
+    return rate
+
+
+def cosine(lr: float, min_lr: float, warmup: int, warmup_init: float, period: float, t_mult: float = 1.0,
+           shrink: float = 0.1):
+    """fairseq's ``cosine`` learning rate of the update that follows ``updates`` finished ones (the wav2vec 1.0 /
+    vq-wav2vec recipes): linear from ``warmup_init`` (``< 0``: ``min_lr``) by ``(lr - warmup_init) / warmup`` per
+    update while ``updates < warmup``; then, with ``u = updates - warmup``, cycle ``i`` (periods of ``period``
+    updates, each ``t_mult`` times longer than the one before) at position ``t`` of ``T`` updates gives
+    ``m + (M - m) * (1 + cos(pi * t / T)) / 2`` with ``M = lr * shrink**i``, ``m = min_lr * shrink**i``."""
+    warmup_init = min_lr if warmup_init < 0 else warmup_init
+    step = (lr - warmup_init) / warmup if warmup > 0 else 1.0
+
+    def rate(updates: int) -> float:
+        if updates < warmup:
+            return warmup_init + updates * step
+        u = updates - warmup
+        if t_mult != 1:
+            i = math.floor(math.log(1 - u / period * (1 - t_mult), t_mult))
+            length = t_mult ** i * period
+            t = u - (1 - t_mult ** i) / (1 - t_mult) * period
+        else:
+            i = math.floor(u / period)
+            length, t = period, u - period * i
+        scale = shrink ** i
+        low, high = min_lr * scale, lr * scale
+        return low + 0.5 * (high - low) * (1 + math.cos(math.pi * t / length))
 
     return rate
 
