@@ -167,13 +167,16 @@ FSDD = Path(os.environ.get("S3PRL_TEST_DATA", "")) / "fsdd"
 @pytest.mark.slow
 @pytest.mark.skipif(not FSDD.is_dir(), reason="set S3PRL_TEST_DATA to ../shared/data for fsdd")
 def test_real_digits_above_random(tmp_path):
+    """Real speech, the docs/qbe.md headline setting: one-digit documents (other takes of the query speakers).
+    Measured there: random max 0.0063; fbank 0.074 (defaults) / 0.228 (minmax_norm=false), mfcc 0.326."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("qbe_fsdd", Path(__file__).parents[1] / "benchmarks" / "qbe_fsdd.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    root = bench.build(FSDD, tmp_path, 60, 3, 0, doc_speakers="same")  # documents: other takes, same speakers
+    root = bench.build(FSDD, tmp_path, 200, 1, 0, doc_speakers="same")
     mean, worst = bench.random_floor(root, "dev")
     mfcc = bench.run("mfcc", root, tmp_path, "dev", "all")["metrics"]["MTWV"]
     fbank = bench.run("fbank", root, tmp_path, "dev", "all")["metrics"]["MTWV"]
-    assert mfcc > 5 * worst and fbank > mean, (mfcc, fbank, mean, worst)
+    no_minmax = bench.run("fbank", root, tmp_path, "dev", "all", "task.minmax_norm=false")["metrics"]["MTWV"]
+    assert min(mfcc, fbank, no_minmax) > 5 * worst, (mfcc, fbank, no_minmax, mean, worst)
