@@ -21,6 +21,23 @@ from s3prl.wav2vec2.finetune import (CtcBatch, FineTuneConfig, Wav2Vec2CtcObject
 
 FIX = Path(__file__).parent / "fixtures"
 TOL = dict(rtol=1e-5, atol=1e-5)
+# Gradients and emissions are float32 sums over thousands of terms: their rounding noise scales with the tensor's
+# magnitude and with the CPU's kernels (measured on an AMD EPYC: our float32 gradients differ from our float64
+# ones by up to 9.4e-6 x max|g|, fairseq's float32 ones from our float64 ones by up to 6.3e-6 x max|g|), so those
+# are compared at 5e-5 of the tensor's largest magnitude (at least 1) instead of an absolute 1e-5.
+SCALED = 5e-5
+
+
+def assert_close_scaled(ours: torch.Tensor, ref: torch.Tensor, msg: str = "") -> None:
+    ours, ref = ours.detach().double(), ref.double()
+    assert ours.shape == ref.shape, msg
+    finite = ref.isfinite()
+    assert torch.equal(ours.isfinite(), finite), f"{msg}: not finite in different places"
+    assert torch.equal(ours[~finite].nan_to_num(), ref[~finite].nan_to_num()), f"{msg}: different infinities"
+    ours, ref = ours[finite], ref[finite]
+    limit = SCALED * max(float(ref.abs().max()), 1.0) if ref.numel() else 0.0
+    diff = float((ours - ref).abs().max()) if ref.numel() else 0.0
+    assert diff <= limit, f"{msg} max |ours - fairseq| {diff:.3g} > {limit:.3g}"
 # the oracle zeroes every dropout / layerdrop of the model in train mode: ours the same
 NO_DROPOUT = dict(layerdrop=0.0, activation_dropout=0.0, dropout=0.0, attention_dropout=0.0, dropout_input=0.0,
                   final_dropout=0.0)
@@ -73,7 +90,7 @@ def test_loss_lprobs_gradients_equal_fairseq(fx, ckpt):
     none = sorted(set(fairseq_finetuned_state_dict(model)) - set(ours))
     assert none == sorted(fx["grads_none"])  # feature_grad_mult 0: the CNN gets no gradient
     for key, ref in fx["grads"].items():
-        torch.testing.assert_close(ours[key], ref, **TOL, msg=lambda m, key=key: f"{key}: {m}")
+        assert_close_scaled(ours[key], ref, key)
 
 
 def test_freeze_finetune_updates_only_proj_trains(fx, ckpt):
@@ -90,9 +107,9 @@ def test_freeze_finetune_updates_only_proj_trains(fx, ckpt):
     assert sorted(ours) == sorted(ref["grads"]) == ["w2v_encoder.proj.bias", "w2v_encoder.proj.weight"]
     assert sorted(set(fairseq_finetuned_state_dict(model)) - set(ours)) == sorted(ref["grads_none"])
     for key, value in ref["grads"].items():
-        torch.testing.assert_close(ours[key], value, **TOL)
+        assert_close_scaled(ours[key], value, key)
     # the frozen forward is the same computation: proj gradients equal the unfrozen run's
-    torch.testing.assert_close(ref["grads"]["w2v_encoder.proj.weight"], fx["grads"]["w2v_encoder.proj.weight"], **TOL)
+    assert_close_scaled(ref["grads"]["w2v_encoder.proj.weight"], fx["grads"]["w2v_encoder.proj.weight"])
     model.set_num_updates(5)
     assert not model.frozen
 
@@ -123,8 +140,7 @@ def test_train_step_scales_by_sample_size(fx, ckpt):
     res = train_step(model, batch_of(fx), num_updates=0, mask_indices=fx["mask_indices"],
                      mask_channel_indices=fx["mask_channel_indices"])
     ours = fairseq_grads(model)
-    torch.testing.assert_close(ours["w2v_encoder.proj.weight"] * res.sample_size,
-                               fx["grads"]["w2v_encoder.proj.weight"], **TOL)
+    assert_close_scaled(ours["w2v_encoder.proj.weight"] * res.sample_size, fx["grads"]["w2v_encoder.proj.weight"])
 
 
 def test_masks_only_in_training_and_drawn_from_generator(fx, ckpt):
@@ -276,10 +292,10 @@ def test_written_checkpoint_loads_in_fairseq_with_same_emissions(fx, ckpt, tmp_p
     for i, single in enumerate(ref["single"]):
         n = int(b.wavs_len[i])
         ours, _ = inference(b.wavs[i:i + 1, :n], b.wavs_len[i:i + 1])
-        torch.testing.assert_close(ours, single["emissions"], **TOL)
+        assert_close_scaled(ours, single["emissions"], f"utterance {i}")
     model.eval()
     ours, _ = model.emissions(b.wavs, b.wavs_len)
-    torch.testing.assert_close(ours, ref["batch"]["emissions"], **TOL)
+    assert_close_scaled(ours, ref["batch"]["emissions"], "batch")
     # the file reloads into the training model with the same weights
     again = from_fairseq_finetuned(written, str(path))
     for (n, p), (_, q) in zip(model.state_dict().items(), again.state_dict().items()):
