@@ -3,12 +3,15 @@ seed's fine-tuning command, scaled down, on /work/shared/data's librispeech_test
 12.8 min) from a tiny pre-trained wav2vec 2.0, then ``s3prl wav2vec2 infer`` with viterbi and with a KenLM.
 
     S3PRL_TEST_DATA=../shared/data OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/w2v_finetune_real.py \\
-        [--w2v-path /tmp/w2v_real/ck/checkpoint_last.pt] [--updates 300] [--work /tmp/w2v_ft_real]
+        [--w2v-path /tmp/w2v_real/ck/checkpoint_last.pt] [--updates 300] [--work /tmp/w2v_ft_real] [--ljspeech] \\
+        [--png docs/wav2vec2_finetune_loss.png]
 
 Steps (all through the command line): ``s3prl wav2vec2 manifest`` (10% valid) and ``labels`` (train/valid
 .ltr/.wrd + dict.ltr.txt); ``wav2vec2 train`` with the seed's flags except the scale (below); ``wav2vec2 infer``
 on the valid split with ``checkpoint_best.pt``: viterbi, then kenlm with a 3-gram + lexicon from
 ``s3prl lm build`` over the TRAIN transcripts (so most valid words are out of its lexicon).
+--ljspeech: the 32 LJSpeech clips (16 kHz copies in the work folder, their normalized transcripts upper-cased,
+letters and apostrophes kept) are added to the TRAIN split (the valid split stays LibriSpeech).
 --w2v-path: a pre-trained tiny model, e.g. the one benchmarks/w2v_pretrain_real.py leaves in /tmp/w2v_real/ck;
 without one, that script is run first (--updates 200).
 Expect ~100% WER: 90 utterances cannot teach a recogniser; the run proves the pipeline on real recordings.
@@ -56,11 +59,79 @@ def cli(*args: str) -> str:
     return out.stdout + out.stderr
 
 
+def add_ljspeech(folder: Path, data: Path, work: Path) -> int:
+    """Append the LJSpeech clips to ``data``'s train.tsv / .ltr / .wrd (paths relative to the manifest's root) and
+    rewrite dict.ltr.txt from train.ltr; returns the number of clips added."""
+    import soundfile
+
+    from s3prl.audio import load_audio
+    from s3prl.wav2vec2.labels import letters, write_dictionary
+
+    out = work / "ljspeech16k"
+    out.mkdir(parents=True, exist_ok=True)
+    root = (data / "train.tsv").read_text().splitlines()[0]
+    rows, wrd, ltr = [], [], []
+    for line in (folder / "transcripts.psv").read_text(encoding="utf-8").splitlines():
+        name, _, text = line.partition("|")
+        words = " ".join(re.sub(r"[^A-Z' ]+", " ", text.upper().replace("-", " ")).split())
+        if not words:
+            continue
+        wav = out / f"{name}.wav"
+        if not wav.exists():
+            soundfile.write(str(wav), load_audio(folder / f"{name}.wav", 16000).numpy(), 16000, subtype="PCM_16")
+        rows.append(f"{os.path.relpath(wav, root)}\t{soundfile.info(str(wav)).frames}\n")
+        wrd.append(words + "\n")
+        ltr.append(letters(words) + "\n")
+    for suffix, lines in ((".tsv", rows), (".wrd", wrd), (".ltr", ltr)):
+        with open(data / f"train{suffix}", "a", encoding="utf-8") as f:
+            f.writelines(lines)
+    write_dictionary([str(data / "train.ltr")], str(data / "dict.ltr.txt"))
+    return len(rows)
+
+
+def result_cer(folder: Path) -> float:
+    """CER of infer's ``hypo.word-*`` against ``ref.word-*`` (lines end with the ``(None-<id>)`` tag)."""
+    from s3prl.metrics.error_rate import cer
+
+    def lines(pattern: str) -> dict[str, str]:
+        out = {}
+        for line in next(folder.glob(pattern)).read_text().splitlines():
+            text, _, tag = line.rpartition("(")
+            out[tag] = " ".join(text.split())
+        return out
+
+    hyp, ref = lines("hypo.word-*"), lines("ref.word-*")
+    return cer([hyp[k] for k in ref], [ref[k] for k in ref])
+
+
+def plot(history: list[dict], png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = [h for h in history if h["split"] == "train_inner"]
+    valid = [h for h in history if h["split"] == "valid" and "loss" in h]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    axes[0].plot([h["step"] for h in train], [h["loss"] for h in train], label="train CTC loss (bits/sentence)")
+    axes[0].plot([h["step"] for h in valid], [h["loss"] for h in valid], "o-", label="valid CTC loss")
+    axes[0].set_xlabel("update"), axes[0].legend()
+    for key in ("uer", "wer"):
+        axes[1].plot([h["step"] for h in valid], [h[key] for h in valid], "o-", label=f"valid {key.upper()} %")
+    axes[1].set_xlabel("update"), axes[1].legend()
+    fig.suptitle("s3prl wav2vec2 train --task audio_finetuning: tiny model, CTC on real read speech (CPU)")
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=70)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--w2v-path", default="/tmp/w2v_real/ck/checkpoint_last.pt")
     p.add_argument("--updates", type=int, default=300)
     p.add_argument("--work", default="/tmp/w2v_ft_real")
+    p.add_argument("--ljspeech", action="store_true", help="add the 32 LJSpeech clips to the train split")
+    p.add_argument("--png", default=None, help="draw the loss / error-rate curves here")
     args = p.parse_args()
     shared = Path(os.environ.get("S3PRL_TEST_DATA", PROJECT.parent / "shared" / "data"))
     corpus = shared / "librispeech_test_other_mini"
@@ -81,6 +152,8 @@ def main() -> int:
         "--seed", "1")
     for split in ("train", "valid"):
         cli("wav2vec2", "labels", str(data / f"{split}.tsv"), "--output-dir", str(data), "--output-name", split)
+    if args.ljspeech:
+        print(f"added {add_ljspeech(shared / 'ljspeech_mini', data, work)} LJSpeech clips to the train split")
     save = work / "ck"
     shutil.rmtree(save, ignore_errors=True)
     cmd = list(SEED)
@@ -93,7 +166,9 @@ def main() -> int:
     history = [json.loads(line) for line in (save / "history.jsonl").read_text().splitlines()]
     train = [h for h in history if h["split"] == "train_inner"]
     valid = [h for h in history if h["split"] == "valid" and "loss" in h]
-    print(f"{args.updates} updates in {seconds:.0f} s; {len(train)} log lines")
+    print(f"{train[-1]['step']} of {args.updates} updates in {seconds:.0f} s; {len(train)} log lines")
+    if args.png:
+        plot(history, Path(args.png))
     for h in train[:3] + train[-3:]:
         print(f"  train update {h['step']}: loss {h['loss']:.3f} bits/sentence, lr {h['lr']:.2e}")
     first, last = train[: max(1, len(train) // 10)], train[-max(1, len(train) // 10):]
@@ -116,6 +191,8 @@ def main() -> int:
     kenlm = re.search(r"WER: (\S+)", out_lm).group(1)
     print(f"infer on valid ({len((data / 'valid.tsv').read_text().splitlines()) - 1} utterances), checkpoint_best.pt: "
           f"viterbi WER {viterbi}%, kenlm (3-gram of the train transcripts, lm-weight 2, word-score -1) WER {kenlm}%")
+    for name in ("res_viterbi", "res_kenlm"):
+        print(f"  {name}: CER {100 * result_cer(work / name):.1f}% (characters of the word transcripts, spaces counted)")
     hyp = sorted((work / "res_viterbi").glob("hypo.word-*"))
     if hyp:
         print("  first viterbi hypotheses:", " / ".join(hyp[0].read_text().splitlines()[:3]))

@@ -2,8 +2,9 @@
 hundred updates on /work/shared/data's librispeech_test_other_mini (100 FLAC files) + ljspeech_mini (32 clips,
 resampled 22.05 -> 16 kHz into a temporary folder; nothing is copied into the project).
 
-    S3PRL_TEST_DATA=../shared/data OMP_NUM_THREADS=2 .venv/bin/python benchmarks/w2v_pretrain_real.py \\
-        [--updates 300] [--profile seed|fast] [--work /tmp/w2v_real] [--png docs/wav2vec2_pretraining_loss.png]
+    S3PRL_TEST_DATA=../shared/data OMP_NUM_THREADS=1 .venv/bin/python benchmarks/w2v_pretrain_real.py \\
+        [--updates 300] [--profile seed|fast|continuous] [--work /tmp/w2v_real] \\
+        [--png docs/wav2vec2_pretraining_loss.png] [--set=--FLAG=VALUE ...]
 
 The command is the seed's pre-training command line (examples/wav2vec/README.md) with a tiny architecture, a
 short schedule (warm-up 40, decay over --updates), 2 s crops and 4 files per batch (CPU). Prints the first / last logged values
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -71,7 +73,7 @@ def prepare(shared: Path, work: Path) -> Path:
     for path in sorted((shared / "librispeech_test_other_mini").rglob("*.flac")):
         link = audio / path.name
         if not link.exists():
-            link.symlink_to(path)
+            link.symlink_to(path.resolve())  # a relative S3PRL_TEST_DATA would dangle
         files.append((path.name, soundfile.info(str(path)).frames))
     for path in sorted((shared / "ljspeech_mini").glob("*.wav")):
         out = audio / path.name
@@ -85,7 +87,7 @@ def prepare(shared: Path, work: Path) -> Path:
     return work
 
 
-def plot(history: list[dict], png: Path) -> None:
+def plot(history: list[dict], png: Path, chance: float | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -93,22 +95,30 @@ def plot(history: list[dict], png: Path) -> None:
 
     train = [h for h in history if h["split"] == "train_inner"]
     valid = [h for h in history if h["split"] == "valid"]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    quantized = bool(train) and "code_perplexity" in train[0]
+    fig, axes = plt.subplots(1, 4 if quantized else 3, figsize=(17 if quantized else 13, 3.8))
     steps = [h["step"] for h in train]
     axes[0].plot(steps, [h["loss"] for h in train], label="train loss (bits)")
     axes[0].plot([h["step"] for h in valid], [h["loss"] for h in valid], "o-", label="valid loss (bits)")
+    if chance is not None:
+        axes[0].axhline(chance, color="grey", linestyle="--", label="chance log2(K+1)")
     axes[0].set_xlabel("update"), axes[0].legend()
     axes[1].plot(steps, [h["accuracy"] for h in train], label="train contrastive accuracy")
     axes[1].plot([h["step"] for h in valid], [h["accuracy"] for h in valid], "o-", label="valid accuracy")
     axes[1].set_xlabel("update"), axes[1].legend()
-    for key in ("code_perplexity", "prob_perplexity"):  # absent without --quantize-targets
-        if train and key in train[0]:
-            axes[2].plot(steps, [h[key] for h in train], label=key.replace("_", " "))
+    # the feature penalty is the last extra loss: loss_2 with the quantizer (loss_1 = diversity), else loss_1
+    pen = "loss_2" if quantized else "loss_1"
+    axes[2].semilogy([h["step"] for h in train if pen in h], [h[pen] for h in train if pen in h],
+                     label="weighted feature penalty (bits)")
     axes[2].set_xlabel("update"), axes[2].legend()
+    if quantized:
+        for key in ("code_perplexity", "prob_perplexity"):
+            axes[3].plot(steps, [h[key] for h in train], label=key.replace("_", " "))
+        axes[3].set_xlabel("update"), axes[3].legend()
     fig.suptitle("s3prl wav2vec2 train: tiny wav2vec 2.0 on librispeech_test_other_mini + ljspeech_mini (CPU)")
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=80)
+    fig.savefig(png, dpi=64)
 
 
 def main() -> int:
@@ -119,6 +129,9 @@ def main() -> int:
                         "quantizer (a sanity check that the loop learns)")
     p.add_argument("--work", default="/tmp/w2v_real")
     p.add_argument("--png", default=str(PROJECT / "docs" / "wav2vec2_pretraining_loss.png"))
+    p.add_argument("--set", action="append", default=[], metavar="FLAG=VALUE",
+                   help="replace a flag's value of the profile's command (or add the flag), e.g. "
+                        "--set=--loss-weights=[0.1,0]; repeatable")
     args = p.parse_args()
     shared = Path(os.environ.get("S3PRL_TEST_DATA", PROJECT.parent / "shared" / "data"))
     if not (shared / "librispeech_test_other_mini").is_dir():
@@ -128,15 +141,23 @@ def main() -> int:
     data = prepare(shared, work)
     save = work / "ck"
     cmd = [sys.executable, "-m", "s3prl.cli", *seed_command(str(data), str(save), args.updates, args.profile)]
+    for change in args.set:
+        flag, _, value = change.partition("=")
+        if flag in cmd:
+            cmd[cmd.index(flag) + 1] = value
+        else:
+            cmd += [flag, value]
+    print("command: s3prl " + " ".join(cmd[3:]), flush=True)
     started = time.perf_counter()
     subprocess.run(cmd, check=True, cwd=PROJECT)
     seconds = time.perf_counter() - started
     history = [json.loads(line) for line in (save / "history.jsonl").read_text().splitlines()]
     train = [h for h in history if h["split"] == "train_inner"]
     valid = [h for h in history if h["split"] == "valid"]
-    plot(history, Path(args.png))
-    keys = ("loss", "loss_0", "accuracy", "code_perplexity", "prob_perplexity", "temp", "lr")
-    print(f"{args.updates} updates in {seconds:.0f} s (torch threads: {os.environ.get('OMP_NUM_THREADS', '?')})")
+    plot(history, Path(args.png), math.log2(int(cmd[cmd.index("--num-negatives") + 1]) + 1))
+    keys = ("loss", "loss_0", "loss_2", "accuracy", "code_perplexity", "prob_perplexity", "temp", "lr")
+    print(f"{train[-1]['step']} of {args.updates} updates in {seconds:.0f} s "
+          f"(torch threads: {os.environ.get('OMP_NUM_THREADS', '?')})")
     for h in (train[0], train[len(train) // 2], train[-1]):
         print(f"update {h['step']:4d}: " + ", ".join(f"{k} {h[k]:.4g}" for k in keys if k in h))
     print("valid: " + ", ".join(f"{h['step']}: loss {h['loss']:.3f} acc {h['accuracy']:.3f}" for h in valid))

@@ -457,6 +457,7 @@ def run(args) -> int:
     from .. import train as trainer
     from ..pretrain.runner import seed_everything, setup_distributed
     from .criterion import Wav2Vec2Objective
+    from .fairseq_init import init_like_fairseq
     from .pretraining import Wav2Vec2PreTraining
 
     hydra = args.config_name is not None
@@ -510,6 +511,8 @@ def run(args) -> int:
             total = min(total, per_epoch * args.max_epoch)
         save_every = args.save_interval_updates or per_epoch
         model = Wav2Vec2PreTraining(setup.arch, setup.pretrain)
+        if not (save_dir / "checkpoint_last.pt").is_file():  # fresh: fairseq's init (a resume loads weights)
+            init_like_fairseq(model)
         objective = Wav2Vec2Objective(model).to(device)
         rate = polynomial_decay(setup.lr, args.warmup_updates, args.total_num_update or total, args.end_learning_rate,
                                 args.power) if args.lr_scheduler == "polynomial_decay" else (lambda _: setup.lr)
