@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import argparse
 
-from . import score_audio, score_bleu, score_der, score_text
+from . import score_audio, score_bleu, score_der, score_mcd, score_text
 
-SCORERS: tuple = (score_der, score_text, score_audio, score_bleu)  # modules with add_parsers(modes, common)
+SCORERS: tuple = (score_der, score_text, score_audio, score_bleu, score_mcd)  # modules with add_parsers(modes, common)
 
 
 def add_parsers(sub, common) -> None:
