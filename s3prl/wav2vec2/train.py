@@ -28,7 +28,6 @@ import argparse
 import ast
 import math
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -444,18 +443,9 @@ def evaluate_split(objective, data: AudioData) -> dict:
     return {"loss": total / max(size, 1) / LN2, "accuracy": correct / count if count else float("nan")}
 
 
-def choose_device(args) -> torch.device:
-    if args.device:
-        return torch.device(args.device)
-    world, local = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("LOCAL_RANK", "0"))
-    if args.cpu or not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device(f"cuda:{local}" if world > 1 else "cuda")
-
-
 def run(args) -> int:
     from .. import train as trainer
-    from ..pretrain.runner import seed_everything, setup_distributed
+    from . import train_loop as loop
     from .criterion import Wav2Vec2Objective
     from .fairseq_init import init_like_fairseq
     from .pretraining import Wav2Vec2PreTraining
@@ -485,66 +475,29 @@ def run(args) -> int:
                "accumulation, as fairseq's README says" if hydra else "drop the flag")
         raise RecipeError(f"--distributed-world-size {n} but {world_env} process(es) run: start them with "
                           f"torchrun --nproc_per_node {n} (one per GPU), or {fix}")
-    device = choose_device(args)
-    precision = "fp16" if args.fp16 else "bf16" if args.bf16 else "fp32"
-    rank, world, device, started = setup_distributed(str(device))
+    precision, rank, world, device, started = loop.start(args)
     save_dir = Path(args.save_dir)
     try:
-        if precision != "fp32" and device.type != "cuda" and rank == 0:
-            print(f"note: --{precision} ignored on the CPU: training in fp32", file=sys.stderr)
-        seed_everything(args.seed)
-        data = Path(args.data)
-        common = dict(max_tokens=args.max_tokens, max_sentences=args.batch_size,
-                      multiple=args.required_batch_size_multiple, max_sample=args.max_sample_size,
-                      min_sample=args.min_sample_size, normalize=args.normalize, seed=args.seed)
-        train_data = AudioData(str(data / f"{args.train_subset}.tsv"), skip_invalid=False, rank=rank, world=world,
-                               **common)
-        if len(train_data.batches) < world:
-            raise RecipeError(f"{len(train_data.batches)} training batch(es) cannot be shared by {world} processes")
-        valid_tsv = data / f"{args.valid_subset}.tsv"
-        valid_data = None
-        if not args.disable_validation and valid_tsv.is_file():
-            valid_data = AudioData(str(valid_tsv), skip_invalid=args.skip_invalid_size_inputs_valid_test, **common)
-        per_epoch = max(1, len(train_data.epoch_order(0)) // args.update_freq)
-        total = args.max_update or per_epoch * args.max_epoch
-        if args.max_update and args.max_epoch:
-            total = min(total, per_epoch * args.max_epoch)
-        save_every = args.save_interval_updates or per_epoch
+        train_data, valid_data = loop.load_splits(
+            lambda name, **kw: AudioData(str(Path(args.data) / f"{name}.tsv"), **kw), args, rank, world)
+        per_epoch, total, save_every = loop.update_counts(args, train_data)
         model = Wav2Vec2PreTraining(setup.arch, setup.pretrain)
         if not (save_dir / "checkpoint_last.pt").is_file():  # fresh: fairseq's init (a resume loads weights)
             init_like_fairseq(model)
         objective = Wav2Vec2Objective(model).to(device)
         rate = polynomial_decay(setup.lr, args.warmup_updates, args.total_num_update or total, args.end_learning_rate,
                                 args.power) if args.lr_scheduler == "polynomial_decay" else (lambda _: setup.lr)
-        ref: list = []
-
-        def make_optimizer(params):
-            opt = FairseqAdam(params, setup.lr, setup.betas, setup.eps, setup.weight_decay, rate)
-            ref.append(opt)
-            return objective.attach(opt)
-
-        cfg = trainer.TrainConfig(total_steps=total, optimizer="Adam", lr=setup.lr,
-                                  gradient_accumulate_steps=args.update_freq,
-                                  gradient_clipping=args.clip_norm if args.clip_norm > 0 else 1e30,
-                                  log_step=args.log_interval, eval_step=args.validate_interval_updates or save_every,
-                                  save_step=save_every, max_keep=1, precision=precision, seed=args.seed)
-        resume = None
-        last = save_dir / "checkpoint_last.pt"
-        if last.is_file():
-            resume = load_resume(last, objective)
-            if rank == 0:
-                trainer.log(f"resuming from {last} (update {resume['Step']})", save_dir)
-        elif rank == 0:
-            trainer.log(f"data: {len(train_data.files)} training files in {len(train_data.batches)} batches "
-                        f"({train_data.dropped} dropped by --min-sample-size / --max-tokens); "
-                        f"{len(valid_data.files) if valid_data else 0} validation files; {total} updates; "
-                        f"model: {sum(p.numel() for p in objective.parameters())} parameters", save_dir)
+        make_optimizer, ref = loop.optimizer_factory(objective, setup.lr, setup.betas, setup.eps, setup.weight_decay,
+                                                     rate)
+        cfg = loop.loop_config(args, total, save_every, setup.lr, precision)
+        resume = loop.resume_or_describe(args, rank, lambda last: load_resume(last, objective), lambda: (
+            f"data: {len(train_data.files)} training files in {len(train_data.batches)} batches "
+            f"({train_data.dropped} dropped by --min-sample-size / --max-tokens); "
+            f"{len(valid_data.files) if valid_data else 0} validation files; {total} updates; "
+            f"model: {sum(p.numel() for p in objective.parameters())} parameters"))
         logged = Logged(objective, args.log_interval, args.update_freq, ref, save_dir,
                         setup.pretrain.latent_groups, rank == 0)
-        net: nn.Module = logged
-        if world > 1:
-            net = nn.parallel.DistributedDataParallel(logged, device_ids=[device.index] if device.type == "cuda"
-                                                      else None, find_unused_parameters=True)
+        net = loop.wrap(logged, world, device)
         fs_cfg = fairseq_cfg(args, setup)
 
         def batches(epoch: int, start: int):
@@ -554,32 +507,15 @@ def run(args) -> int:
             return evaluate_split(objective, valid_data)
 
         def on_save(ckpt: dict, names: list[str]) -> None:
-            best = ckpt.get("BestScore")
-            out = fairseq_checkpoint(ckpt, objective, fs_cfg, best)
-            step, epoch = int(ckpt["Step"]), int(ckpt["Epoch"]) + 1
-            targets = [save_dir / "checkpoint_last.pt"]
-            if any(n.endswith("-best.ckpt") for n in names):
-                targets.append(save_dir / "checkpoint_best.pt")
-            if step % save_every == 0:
-                if args.save_interval_updates:
-                    targets.append(save_dir / f"checkpoint_{epoch}_{step}.pt")
-                elif not args.no_epoch_checkpoints:
-                    targets.append(save_dir / f"checkpoint{step // per_epoch}.pt")
-            for path in targets[1:]:
-                atomic_save(out, path)
-            atomic_save(out, targets[0])  # last: a kill mid-save leaves the previous checkpoint_last.pt
-            if args.keep_interval_updates > 0:  # only the newest N checkpoint_E_U.pt
-                kept = sorted(save_dir.glob("checkpoint_*_*.pt"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
-                for old in kept[:-args.keep_interval_updates]:
-                    old.unlink(missing_ok=True)
+            out = fairseq_checkpoint(ckpt, objective, fs_cfg, ckpt.get("BestScore"))
+            loop.write_fairseq_files(out, args, names, int(ckpt["Step"]), int(ckpt["Epoch"]) + 1, per_epoch,
+                                     save_every)
 
         result = trainer.train(net, {"Objective": objective}, batches, evaluate, cfg, save_dir,
                                eval_splits=("valid",) if valid_data else (),
                                selection=trainer.Selection("loss", higher_better=False), resume=resume,
                                progress=not args.no_progress_bar, make_optimizer=make_optimizer,
-                               extra={"Wav2Vec2TrainArgs": {k: v for k, v in vars(args).items()
-                                                            if isinstance(v, (str, int, float, bool, type(None)))}},
-                               on_save=on_save)
+                               extra=loop.saved_args(args), on_save=on_save)
         logged.flush()
         if rank == 0:
             print(f"done: {result['step']} updates; checkpoints in {save_dir}")

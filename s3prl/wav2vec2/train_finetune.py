@@ -23,17 +23,15 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn as nn
 import torch.nn.functional as F
 
 from .manifest import RecipeError, read_manifest
-from .train_checkpoint import atomic_save, read_resumable
+from .train_checkpoint import read_resumable
 from .train import LN2, _fail
 from .train import Logged as PretrainLogged
 from .train_data import AudioData
@@ -308,12 +306,11 @@ def build_model(args, vocabulary, ftcfg):
 
 def run_finetune(args) -> int:
     from .. import train as trainer
-    from ..pretrain.runner import seed_everything, setup_distributed
+    from . import train_loop as loop
     from .ctc_model import Vocabulary
     from .finetune import Wav2Vec2CtcObjective
     from .finetune_io import fairseq_finetuned_checkpoint
-    from .train import choose_device, literal
-    from .train_schedule import FairseqAdam
+    from .train import literal
 
     check_finetune(args)
     ftcfg = ft_config(args)
@@ -342,62 +339,23 @@ def run_finetune(args) -> int:
     if vocabulary.boundary not in vocabulary.symbols:
         raise RecipeError(f"{dict_path} has no word boundary '|': letter labels need it (regenerate the labels "
                           "and dictionary with `s3prl wav2vec2 labels`)")
-    device = choose_device(args)
-    precision = "fp16" if args.fp16 else "bf16" if args.bf16 else "fp32"
-    rank, world, device, started = setup_distributed(str(device))
+    precision, rank, world, device, started = loop.start(args)
     save_dir = Path(args.save_dir)
     try:
-        if precision != "fp32" and device.type != "cuda" and rank == 0:
-            print(f"note: --{precision} ignored on the CPU: training in fp32", file=sys.stderr)
-        seed_everything(args.seed)
-        common = dict(max_tokens=args.max_tokens, max_sentences=args.batch_size,
-                      multiple=args.required_batch_size_multiple, max_sample=args.max_sample_size,
-                      min_sample=args.min_sample_size, normalize=args.normalize, seed=args.seed)
-        split = lambda name: (str(data / f"{name}.tsv"), str(data / f"{name}.{args.labels}"))  # noqa: E731
-        train_data = LabelledData(*split(args.train_subset), vocabulary, skip_invalid=False, rank=rank,
-                                  world=world, **common)
-        if len(train_data.batches) < world:
-            raise RecipeError(f"{len(train_data.batches)} training batch(es) cannot be shared by {world} processes")
-        valid_data = None
-        if not args.disable_validation and (data / f"{args.valid_subset}.tsv").is_file():
-            valid_data = LabelledData(*split(args.valid_subset), vocabulary,
-                                      skip_invalid=args.skip_invalid_size_inputs_valid_test, **common)
-        per_epoch = max(1, len(train_data.epoch_order(0)) // args.update_freq)
-        total = args.max_update or per_epoch * args.max_epoch
-        if args.max_update and args.max_epoch:
-            total = min(total, per_epoch * args.max_epoch)
-        save_every = args.save_interval_updates or per_epoch
+        train_data, valid_data = loop.load_splits(lambda name, **kw: LabelledData(
+            str(data / f"{name}.tsv"), str(data / f"{name}.{args.labels}"), vocabulary, **kw), args, rank, world)
+        per_epoch, total, save_every = loop.update_counts(args, train_data)
         model = build_model(args, vocabulary, ftcfg)
         objective = Wav2Vec2CtcObjective(model).to(device)
-        rate = learning_rate(args, lr, total)
-        ref: list = []
-
-        def make_optimizer(params):
-            opt = FairseqAdam(params, lr, betas, args.adam_eps, args.weight_decay, rate)
-            ref.append(opt)
-            return objective.attach(opt)
-
-        cfg = trainer.TrainConfig(total_steps=total, optimizer="Adam", lr=lr,
-                                  gradient_accumulate_steps=args.update_freq,
-                                  gradient_clipping=args.clip_norm if args.clip_norm > 0 else 1e30,
-                                  log_step=args.log_interval, eval_step=args.validate_interval_updates or save_every,
-                                  save_step=save_every, max_keep=1, precision=precision, seed=args.seed)
-        resume = None
-        last = save_dir / "checkpoint_last.pt"
-        if last.is_file():
-            resume = load_resume(last, objective, vocabulary)
-            if rank == 0:
-                trainer.log(f"resuming from {last} (update {resume['Step']})", save_dir)
-        elif rank == 0:
-            trainer.log(f"data: {len(train_data.files)} training files in {len(train_data.batches)} batches; "
-                        f"{len(valid_data.files) if valid_data else 0} validation files; {total} updates; "
-                        f"model: {sum(p.numel() for p in objective.parameters())} parameters, "
-                        f"{len(vocabulary.symbols)} output symbols", save_dir)
+        make_optimizer, ref = loop.optimizer_factory(objective, lr, betas, args.adam_eps, args.weight_decay,
+                                                     learning_rate(args, lr, total))
+        cfg = loop.loop_config(args, total, save_every, lr, precision)
+        resume = loop.resume_or_describe(args, rank, lambda last: load_resume(last, objective, vocabulary), lambda: (
+            f"data: {len(train_data.files)} training files in {len(train_data.batches)} batches; "
+            f"{len(valid_data.files) if valid_data else 0} validation files; {total} updates; "
+            f"model: {sum(p.numel() for p in objective.parameters())} parameters, "
+            f"{len(vocabulary.symbols)} output symbols"))
         logged = Logged(objective, args.log_interval, args.update_freq, ref, save_dir, rank == 0)
-        net: nn.Module = logged
-        if world > 1:
-            net = nn.parallel.DistributedDataParallel(logged, device_ids=[device.index] if device.type == "cuda"
-                                                      else None, find_unused_parameters=True)
         metric, maximize = args.best_checkpoint_metric, args.maximize_best_checkpoint_metric
         worst = -math.inf if maximize else math.inf
 
@@ -425,29 +383,14 @@ def run_finetune(args) -> int:
                  "decay_steps": args.decay_steps, "init_lr_scale": args.init_lr_scale,
                  "final_lr_scale": args.final_lr_scale, "max_update": args.max_update}
                 if args.lr_scheduler == "tri_stage" else {})}
-            targets = [save_dir / "checkpoint_last.pt"]
-            if best is not None and any(n.endswith("-best.ckpt") for n in names):
-                targets.append(save_dir / "checkpoint_best.pt")
-            if step % save_every == 0:
-                if args.save_interval_updates:
-                    targets.append(save_dir / f"checkpoint_{epoch}_{step}.pt")
-                elif not args.no_epoch_checkpoints:
-                    targets.append(save_dir / f"checkpoint{step // per_epoch}.pt")
-            for path in targets[1:]:
-                atomic_save(out, path)
-            atomic_save(out, targets[0])
-            if args.keep_interval_updates > 0:
-                kept = sorted(save_dir.glob("checkpoint_*_*.pt"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
-                for old in kept[:-args.keep_interval_updates]:
-                    old.unlink(missing_ok=True)
+            loop.write_fairseq_files(out, args, names, step, epoch, per_epoch, save_every, best=best is not None)
 
-        result = trainer.train(net, {"Objective": objective}, lambda e, s: train_data.iterate(e, s), evaluate, cfg,
+        result = trainer.train(loop.wrap(logged, world, device), {"Objective": objective},
+                               lambda e, s: train_data.iterate(e, s), evaluate, cfg,
                                save_dir, eval_splits=(args.valid_subset,) if valid_data else (),
                                selection=trainer.Selection(metric, higher_better=maximize), resume=resume,
                                progress=not args.no_progress_bar, make_optimizer=make_optimizer,
-                               extra={"Wav2Vec2TrainArgs": {k: v for k, v in vars(args).items()
-                                                            if isinstance(v, (str, int, float, bool, type(None)))}},
-                               on_save=on_save)
+                               extra=loop.saved_args(args), on_save=on_save)
         logged.flush()
         if rank == 0:
             print(f"done: {result['step']} updates; best {metric} {result['best']}; checkpoints in {save_dir}")

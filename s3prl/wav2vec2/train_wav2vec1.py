@@ -17,18 +17,15 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
-import torch.nn as nn
 
 from .manifest import RecipeError
-from .train_checkpoint import atomic_save
 from .train_wav2vec1_checkpoint import fairseq_cfg, fairseq_checkpoint, fairseq_model_cfg, load_resume
-from .train_schedule import FairseqAdam, cosine, polynomial_decay
+from .train_schedule import cosine, polynomial_decay
 
 ARCHS = ("wav2vec",)
 
@@ -306,9 +303,8 @@ def evaluate_split(objective, data) -> dict:
 
 def run_wav2vec1(args) -> int:
     from .. import train as trainer
-    from ..pretrain.runner import seed_everything, setup_distributed
+    from . import train_loop as loop
     from .criterion import Wav2Vec2Objective
-    from .train import choose_device
     from .train_data import AudioData
     from .wav2vec1_pretraining import Wav2VecPreTraining
 
@@ -317,97 +313,44 @@ def run_wav2vec1(args) -> int:
     if args.distributed_world_size is not None and args.distributed_world_size != world_env:
         raise RecipeError(f"--distributed-world-size {args.distributed_world_size} but {world_env} process(es) run: "
                           f"start them with torchrun --nproc_per_node {args.distributed_world_size}, or drop the flag")
-    precision = "fp16" if args.fp16 else "bf16" if args.bf16 else "fp32"
-    rank, world, device, started = setup_distributed(str(choose_device(args)))
+    precision, rank, world, device, started = loop.start(args)
     save_dir = Path(args.save_dir)
     try:
-        if precision != "fp32" and device.type != "cuda" and rank == 0:
-            print(f"note: --{precision} ignored on the CPU: training in fp32", file=sys.stderr)
-        seed_everything(args.seed)
-        data = Path(args.data)
-        common = dict(max_tokens=args.max_tokens, max_sentences=args.batch_size,
-                      multiple=args.required_batch_size_multiple, max_sample=args.max_sample_size,
-                      min_sample=args.min_sample_size, normalize=args.normalize, seed=args.seed)
-        train_data = AudioData(str(data / f"{args.train_subset}.tsv"), skip_invalid=False, rank=rank, world=world,
-                               **common)
-        if len(train_data.batches) < world:
-            raise RecipeError(f"{len(train_data.batches)} training batch(es) cannot be shared by {world} processes")
-        valid_tsv = data / f"{args.valid_subset}.tsv"
-        valid_data = None
-        if not args.disable_validation and valid_tsv.is_file():
-            valid_data = AudioData(str(valid_tsv), skip_invalid=args.skip_invalid_size_inputs_valid_test, **common)
+        train_data, valid_data = loop.load_splits(
+            lambda name, **kw: AudioData(str(Path(args.data) / f"{name}.tsv"), **kw), args, rank, world)
         for split in (train_data, valid_data):
             if split is not None:
                 check_lengths(split, setup, split.tsv)
-        per_epoch = max(1, len(train_data.epoch_order(0)) // args.update_freq)
-        total = args.max_update or per_epoch * args.max_epoch
-        if args.max_update and args.max_epoch:
-            total = min(total, per_epoch * args.max_epoch)
+        per_epoch, total, save_every = loop.update_counts(args, train_data)
         rate = make_rate(args, setup, total)
-        save_every = args.save_interval_updates or per_epoch
         model = Wav2VecPreTraining(setup.arch, setup.pretrain, setup.arch.activation)
         objective = Wav2Vec2Objective(model).to(device)
-        ref: list = []
-
-        def make_optimizer(params):
-            opt = FairseqAdam(params, setup.lr, setup.betas, setup.eps, setup.weight_decay, rate)
-            ref.append(opt)
-            return objective.attach(opt)
-
-        cfg = trainer.TrainConfig(total_steps=total, optimizer="Adam", lr=setup.lr,
-                                  gradient_accumulate_steps=args.update_freq,
-                                  gradient_clipping=args.clip_norm if args.clip_norm > 0 else 1e30,
-                                  log_step=args.log_interval, eval_step=args.validate_interval_updates or save_every,
-                                  save_step=save_every, max_keep=1, precision=precision, seed=args.seed)
-        resume = None
-        last = save_dir / "checkpoint_last.pt"
-        if last.is_file():
-            resume = load_resume(last, objective)
-            if rank == 0:
-                trainer.log(f"resuming from {last} (update {resume['Step']})", save_dir)
-        elif rank == 0:
-            kind = "wav2vec" if setup.arch.vq_type == "none" else f"vq-wav2vec ({setup.arch.vq_type})"
-            trainer.log(f"data: {len(train_data.files)} training files in {len(train_data.batches)} batches "
-                        f"({train_data.dropped} dropped by --min-sample-size / --max-tokens); "
-                        f"{len(valid_data.files) if valid_data else 0} validation files; {total} updates; "
-                        f"model: {kind}, {sum(p.numel() for p in objective.parameters())} parameters, offset "
-                        f"{setup.pretrain.offset}, {'InfoNCE' if args.infonce else 'BCE'}", save_dir)
+        make_optimizer, ref = loop.optimizer_factory(objective, setup.lr, setup.betas, setup.eps, setup.weight_decay,
+                                                     rate)
+        cfg = loop.loop_config(args, total, save_every, setup.lr, precision)
+        kind = "wav2vec" if setup.arch.vq_type == "none" else f"vq-wav2vec ({setup.arch.vq_type})"
+        resume = loop.resume_or_describe(args, rank, lambda last: load_resume(last, objective), lambda: (
+            f"data: {len(train_data.files)} training files in {len(train_data.batches)} batches "
+            f"({train_data.dropped} dropped by --min-sample-size / --max-tokens); "
+            f"{len(valid_data.files) if valid_data else 0} validation files; {total} updates; "
+            f"model: {kind}, {sum(p.numel() for p in objective.parameters())} parameters, offset "
+            f"{setup.pretrain.offset}, {'InfoNCE' if args.infonce else 'BCE'}"))
         logged = _logged_class()(objective, args.log_interval, args.update_freq, ref, save_dir, setup.arch.vq_groups,
                                  rank == 0)
-        net: nn.Module = logged
-        if world > 1:
-            net = nn.parallel.DistributedDataParallel(logged, device_ids=[device.index] if device.type == "cuda"
-                                                      else None, find_unused_parameters=True)
         fs_cfg = fairseq_cfg(args, setup, setup.model_cfg)
 
         def on_save(ckpt: dict, names: list[str]) -> None:
-            best = ckpt.get("BestScore")
-            out = fairseq_checkpoint(ckpt, objective, fs_cfg, best)
-            step, epoch = int(ckpt["Step"]), int(ckpt["Epoch"]) + 1
-            targets = [save_dir / "checkpoint_last.pt"]
-            if any(n.endswith("-best.ckpt") for n in names):
-                targets.append(save_dir / "checkpoint_best.pt")
-            if step % save_every == 0:
-                if args.save_interval_updates:
-                    targets.append(save_dir / f"checkpoint_{epoch}_{step}.pt")
-                elif not args.no_epoch_checkpoints:
-                    targets.append(save_dir / f"checkpoint{step // per_epoch}.pt")
-            for path in targets[1:]:
-                atomic_save(out, path)
-            atomic_save(out, targets[0])  # last: a kill mid-save leaves the previous checkpoint_last.pt
-            if args.keep_interval_updates > 0:
-                kept = sorted(save_dir.glob("checkpoint_*_*.pt"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
-                for old in kept[:-args.keep_interval_updates]:
-                    old.unlink(missing_ok=True)
+            out = fairseq_checkpoint(ckpt, objective, fs_cfg, ckpt.get("BestScore"))
+            loop.write_fairseq_files(out, args, names, int(ckpt["Step"]), int(ckpt["Epoch"]) + 1, per_epoch,
+                                     save_every)
 
-        result = trainer.train(net, {"Objective": objective}, lambda epoch, start: train_data.iterate(epoch, start),
+        result = trainer.train(loop.wrap(logged, world, device), {"Objective": objective},
+                               lambda epoch, start: train_data.iterate(epoch, start),
                                lambda split: evaluate_split(objective, valid_data), cfg, save_dir,
                                eval_splits=("valid",) if valid_data else (),
                                selection=trainer.Selection("loss", higher_better=False), resume=resume,
                                progress=not args.no_progress_bar, make_optimizer=make_optimizer,
-                               extra={"Wav2Vec2TrainArgs": {k: v for k, v in vars(args).items()
-                                                            if isinstance(v, (str, int, float, bool, type(None)))}},
-                               on_save=on_save)
+                               extra=loop.saved_args(args), on_save=on_save)
         logged.flush()
         if rank == 0:
             print(f"done: {result['step']} updates; checkpoints in {save_dir}")
