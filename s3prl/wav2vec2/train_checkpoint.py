@@ -36,9 +36,9 @@ def fairseq_model_cfg(args, setup) -> dict:
             "conv_pos_groups": a.conv_pos_groups, "latent_temp": list(p.latent_temp)}
 
 
-def fairseq_cfg(args, setup) -> dict:
+def fairseq_cfg(args, setup, model_cfg: dict | None = None) -> dict:
     """The checkpoint's ``cfg`` (a plain dict, as fairseq 0.12's trainer writes it; its loader fills the fields
-    not given from its own defaults)."""
+    not given from its own defaults). ``model_cfg``: another model's section (wav2vec 1.0)."""
     return {
         "_name": None,
         "common": {"seed": args.seed, "fp16": bool(args.fp16), "log_interval": args.log_interval},
@@ -51,11 +51,11 @@ def fairseq_cfg(args, setup) -> dict:
                          "update_freq": [args.update_freq], "clip_norm": args.clip_norm},
         "checkpoint": {"save_dir": args.save_dir, "save_interval_updates": args.save_interval_updates,
                        "no_epoch_checkpoints": bool(args.no_epoch_checkpoints)},
-        "model": fairseq_model_cfg(args, setup),
+        "model": fairseq_model_cfg(args, setup) if model_cfg is None else model_cfg,
         "task": {"_name": "audio_pretraining", "data": os.path.abspath(args.data), "normalize": bool(args.normalize),
                  "sample_rate": 16000, "enable_padding": False, "max_sample_size": args.max_sample_size,
                  "min_sample_size": args.min_sample_size},
-        "criterion": {"_name": "wav2vec", "infonce": True, "loss_weights": list(setup.pretrain.loss_weights),
+        "criterion": {"_name": "wav2vec", "infonce": True, "loss_weights": list(setup.pretrain.loss_weights or ()),
                       "log_keys": ["prob_perplexity", "code_perplexity", "temp"]},
         "optimizer": {"_name": "adam", "adam_betas": str(tuple(setup.betas)), "adam_eps": setup.eps,
                       "weight_decay": setup.weight_decay, "lr": [setup.lr]},

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -26,6 +25,8 @@ def fairseq_model_cfg(args) -> dict:
 
 def fairseq_cfg(args, setup, model_cfg: dict) -> dict:
     """The checkpoint's ``cfg`` (a plain dict, as fairseq 0.12's trainer writes it)."""
+    from .train_checkpoint import fairseq_cfg as pretraining_cfg
+
     sched = {"_name": args.lr_scheduler, "warmup_updates": args.warmup_updates, "lr": [setup.lr]}
     if args.lr_scheduler == "cosine":
         sched.update(warmup_init_lr=args.warmup_init_lr, min_lr=args.min_lr, t_mult=args.t_mult,
@@ -33,29 +34,13 @@ def fairseq_cfg(args, setup, model_cfg: dict) -> dict:
     elif args.lr_scheduler == "polynomial_decay":
         sched.update(total_num_update=args.total_num_update or args.max_update, power=args.power,
                      end_learning_rate=args.end_learning_rate)
-    return {
-        "_name": None,
-        "common": {"seed": args.seed, "fp16": bool(args.fp16), "log_interval": args.log_interval},
-        "distributed_training": {"distributed_world_size": int(os.environ.get("WORLD_SIZE", "1"))},
-        "dataset": {"max_tokens": args.max_tokens, "batch_size": args.batch_size,
-                    "skip_invalid_size_inputs_valid_test": bool(args.skip_invalid_size_inputs_valid_test),
-                    "required_batch_size_multiple": args.required_batch_size_multiple,
-                    "train_subset": args.train_subset, "valid_subset": args.valid_subset},
-        "optimization": {"max_update": args.max_update, "max_epoch": args.max_epoch, "lr": [setup.lr],
-                         "update_freq": [args.update_freq], "clip_norm": args.clip_norm,
-                         "stop_min_lr": args.stop_min_lr},
-        "checkpoint": {"save_dir": args.save_dir, "save_interval_updates": args.save_interval_updates,
-                       "no_epoch_checkpoints": bool(args.no_epoch_checkpoints)},
-        "model": model_cfg,
-        "task": {"_name": "audio_pretraining", "data": os.path.abspath(args.data), "normalize": bool(args.normalize),
-                 "sample_rate": 16000, "enable_padding": False, "max_sample_size": args.max_sample_size,
-                 "min_sample_size": args.min_sample_size},
-        "criterion": {"_name": "wav2vec", "infonce": bool(args.infonce), "loss_weights": setup.pretrain.loss_weights
-                      and list(setup.pretrain.loss_weights), "log_keys": setup.log_keys},
-        "optimizer": {"_name": "adam", "adam_betas": list(setup.betas), "adam_eps": setup.eps,
-                      "weight_decay": setup.weight_decay, "lr": [setup.lr]},
-        "lr_scheduler": sched,
-    }
+    cfg = pretraining_cfg(args, setup, model_cfg)  # wav2vec 2.0's, but for these sections
+    cfg["optimization"]["stop_min_lr"] = args.stop_min_lr
+    cfg["criterion"] = {"_name": "wav2vec", "infonce": bool(args.infonce), "loss_weights": setup.pretrain.loss_weights
+                        and list(setup.pretrain.loss_weights), "log_keys": setup.log_keys}
+    cfg["optimizer"]["adam_betas"] = list(setup.betas)
+    cfg["lr_scheduler"] = sched
+    return cfg
 
 
 def fairseq_checkpoint(ckpt: dict, objective, cfg: dict, best) -> dict:
