@@ -44,7 +44,7 @@ class TrainConfig:
     optimizer: str = "Adam"  # Adam | AdamW | SGD
     lr: float = 1e-4
     weight_decay: float | None = None  # None: the optimizer's own default
-    scheduler: str = "constant"  # constant | linear (warm up, then decay linearly to 0)
+    scheduler: str = "constant"  # constant | linear (warm up, then decay linearly to 0) | sqrt_decay (ST)
     warmup_steps: int = 0
     gradient_accumulate_steps: int = 1
     gradient_clipping: float = 1.0
@@ -59,7 +59,7 @@ class TrainConfig:
         check_train_config(self)
 
 
-SCHEDULERS = ("constant", "linear")
+SCHEDULERS = ("constant", "linear", "sqrt_decay")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -252,12 +252,16 @@ def build_optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim
 
 
 def schedule(cfg: TrainConfig) -> Callable[[int], float]:
-    """Learning-rate factor per step: constant (the SUPERB default) or linear warm-up then linear decay."""
-    if cfg.scheduler not in ("constant", "linear"):
-        raise ValueError(f"scheduler {cfg.scheduler!r} is not one of ['constant', 'linear']")
+    """Learning-rate factor per step: constant (the SUPERB default) or linear warm-up then linear decay (or the
+    original speech-translation ``sqrt_decay``)."""
+    if cfg.scheduler not in SCHEDULERS:
+        raise ValueError(f"scheduler {cfg.scheduler!r} is not one of {list(SCHEDULERS)}")
     warmup, total, linear = cfg.warmup_steps, cfg.total_steps, cfg.scheduler == "linear"
 
     def factor(step: int) -> float:
+        if cfg.scheduler == "sqrt_decay":  # the original's sqrt_decay_schedule_with_warmup (speech translation),
+            # as written: step / warmup, then 1 / sqrt(step) (a drop by sqrt(warmup) when the warm-up ends)
+            return step / max(1, warmup) if step < warmup else 1.0 / math.sqrt(max(step, warmup))
         if step < warmup:
             return (step + 1) / warmup
         if linear:

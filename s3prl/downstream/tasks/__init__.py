@@ -27,6 +27,7 @@ name                   what                                                     
 ``ctc_sbcsae``         OOD-ASR: SBCSAE spontaneous English characters, CTC      WER (lower is better)
 ``quesst14_dtw``       QbE: QUESST14 English, per-layer DTW, training-free      MTWV (evaluate only)
 ``a2o-vc-vcc2020``     VC: any-to-one (VCC2020 target), Taco2-AR -> 24 kHz mel  MCD dB (lower is better)
+``speech_translation``  ST: fairseq S2T tsv, sentencepiece, S2T transformer 3+3  BLEU (sacrebleu, beam 20)
 ``speaker_linear_utter_libri``  TERA probe: LibriSpeech speakers, linear on mean  accuracy
 ``speaker_linear_frame_libri``  TERA probe: LibriSpeech speakers, linear per frame  frame accuracy
 ``phone_linear``       TERA probe: LibriSpeech aligned phones (41), linear       frame accuracy
@@ -41,12 +42,13 @@ from .base import REQUIRED, TASKS, Downstream, Objective, Task, data_root, get, 
 # each kind registers its tasks in TASKS, in this (listing) order; qbe is training-free (evaluate only)
 from . import utterance, diarization, ctc, separation, qbe
 from . import voice_conversion
+from . import translation  # ST: needs the `st` extra (sacrebleu, sentencepiece) only when run
 from . import probes  # the legacy probes (TERA paper), listed last
 from . import legacy  # the original's legacy mosei and voxceleb2_ge2e
 from .utterance import (CLASSIFICATION, VERIFICATION, classification_score, utterance_head, verification_score,
                         xvector_amsoftmax, xvector_classifier)
 
 __all__ = ["REQUIRED", "TASKS", "Downstream", "Objective", "Task", "data_root", "get", "register", "utterance",
-           "ctc", "diarization", "separation", "qbe", "voice_conversion", "probes", "legacy",
+           "ctc", "diarization", "separation", "qbe", "voice_conversion", "translation", "probes", "legacy",
            "CLASSIFICATION", "VERIFICATION", "classification_score", "utterance_head", "verification_score",
            "xvector_amsoftmax", "xvector_classifier"]
