@@ -24,14 +24,18 @@ module                      task                                        reader(s
 ``librimix``                SS: Libri2Mix Kaldi-style lists              ``load``
 ``libri_speaker_probe``     legacy speaker probes: LibriSpeech + lists   ``load``
 ``libri_phone_probe``       legacy phone probes: frame alignments        ``load``, ``read_alignments``
+``s2t_tsv``                 ST: fairseq speech-to-text tsv (+config)     ``load``, ``read_split``, ``read_config``
+``mosei``                   legacy: CMU-MOSEI segments + label table     ``load``, ``read_labels``
+``voxceleb_ge2e``           legacy GE2E: VoxCeleb1+2 speakers + trials   ``load_with_trials``, ``read_trial_lines``
 ==========================  ==========================================  =====================================
 """
 
 from . import (common_voice, diarization, fluent_commands, fsdd, iemocap, libri_phone_probe, libri_speaker_probe,
-               librimix, librispeech_speakers, librispeech_text, quesst14, sbcsae, snips, speech_commands, voicebank,
-               voxceleb1)
+               librimix, librispeech_speakers, librispeech_text, mosei, quesst14, s2t_tsv, sbcsae, snips,
+               speech_commands, voicebank, voxceleb1, voxceleb_ge2e)
 from ._common import CorpusLayoutError
 
 __all__ = ["CorpusLayoutError", "common_voice", "diarization", "fluent_commands", "fsdd", "iemocap",
            "libri_phone_probe", "libri_speaker_probe", "librimix", "librispeech_speakers", "librispeech_text",
-           "quesst14", "sbcsae", "snips", "speech_commands", "voicebank", "voxceleb1"]
+           "mosei", "quesst14", "s2t_tsv", "sbcsae", "snips", "speech_commands", "voicebank", "voxceleb1",
+           "voxceleb_ge2e"]
