@@ -25,6 +25,7 @@ module                      task                                        reader(s
 ``libri_speaker_probe``     legacy speaker probes: LibriSpeech + lists   ``load``
 ``libri_phone_probe``       legacy phone probes: frame alignments        ``load``, ``read_alignments``
 ``s2t_tsv``                 ST: fairseq speech-to-text tsv (+config)     ``load``, ``read_split``, ``read_config``
+``vcc2020``                 VC: VCC2020 task 1 speakers + lists          ``load_vcc2020``, ``read_list``
 ``mosei``                   legacy: CMU-MOSEI segments + label table     ``load``, ``read_labels``
 ``voxceleb_ge2e``           legacy GE2E: VoxCeleb1+2 speakers + trials   ``load_with_trials``, ``read_trial_lines``
 ==========================  ==========================================  =====================================
@@ -32,10 +33,10 @@ module                      task                                        reader(s
 
 from . import (common_voice, diarization, fluent_commands, fsdd, iemocap, libri_phone_probe, libri_speaker_probe,
                librimix, librispeech_speakers, librispeech_text, mosei, quesst14, s2t_tsv, sbcsae, snips,
-               speech_commands, voicebank, voxceleb1, voxceleb_ge2e)
+               speech_commands, vcc2020, voicebank, voxceleb1, voxceleb_ge2e)
 from ._common import CorpusLayoutError
 
 __all__ = ["CorpusLayoutError", "common_voice", "diarization", "fluent_commands", "fsdd", "iemocap",
            "libri_phone_probe", "libri_speaker_probe", "librimix", "librispeech_speakers", "librispeech_text",
-           "mosei", "quesst14", "s2t_tsv", "sbcsae", "snips", "speech_commands", "voicebank", "voxceleb1",
-           "voxceleb_ge2e"]
+           "mosei", "quesst14", "s2t_tsv", "sbcsae", "snips", "speech_commands", "vcc2020", "voicebank",
+           "voxceleb1", "voxceleb_ge2e"]
