@@ -179,7 +179,7 @@ def train(model: nn.Module, parts: dict[str, nn.Module], batches: Callable[[int,
                 if leader and not math.isfinite(grad_norm):
                     log(f"step {step}: gradient norm {grad_norm}, update skipped", expdir)
                 if leader and step % cfg.log_step == 0:
-                    log_training(writer, bar, step, losses, grad_norm, scheduler.get_last_lr()[0], meter, expdir)
+                    log_training(writer, bar, step, losses, grad_norm, current_lr(optimizer, scheduler), meter, expdir)
                     losses = []
                 save_names = []
                 if step % cfg.eval_step == 0 and eval_splits and leader:
@@ -281,6 +281,13 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "auto":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
     return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
+def current_lr(optimizer, scheduler) -> float:
+    """The learning rate the next update uses: the optimizer's own schedule when it has one (``make_optimizer``,
+    e.g. fairseq's Adam with its warm-up and decay), else the scheduler's."""
+    own = getattr(optimizer, "current_lr", None)
+    return float(own()) if callable(own) else scheduler.get_last_lr()[0]
 
 
 def optimizer_step(params, optimizer, scaler, cfg: TrainConfig) -> float:

@@ -1,6 +1,7 @@
-"""The training loop's fairseq-style normalisation: a model returning (summed loss, sample size) gets, per update,
-the gradient of (sum of its micro-batches' summed losses) / (their total sample size). Expected values are
-computed here with autograd on the whole update at once."""
+"""The training loop (s3prl.train.train). fairseq-style normalisation: a model returning (summed loss, sample
+size) gets, per update, the gradient of (sum of its micro-batches' summed losses) / (their total sample size);
+expected values are computed here with autograd on the whole update at once. And the logged learning rate of an
+optimizer that schedules itself."""
 
 import torch
 import torch.nn as nn
@@ -71,3 +72,25 @@ def test_mean_losses_are_averaged_over_micro_batches(tmp_path):
     batches = micro_batches()
     final = run(model, batches, accumulate=2, tmp_path=tmp_path / "mean")
     torch.testing.assert_close(final, expected(w0, batches, 2, pair=False), rtol=1e-6, atol=1e-7)
+
+
+def test_logged_lr_is_the_optimizers_own_schedule(tmp_path):
+    """With ``make_optimizer`` giving an optimizer that schedules itself (fairseq's Adam), the loop logs that
+    schedule's rate for the next update, not the constant base rate of its LambdaLR."""
+    import json
+
+    from s3prl.wav2vec2.train_schedule import FairseqAdam, polynomial_decay
+
+    torch.manual_seed(1)
+    model = SumLoss(pair=False)
+    rate = polynomial_decay(0.1, 2, 6, 0.0, 1.0)
+    cfg = trainer.TrainConfig(total_steps=4, optimizer="Adam", lr=0.1, log_step=1, eval_step=1000, save_step=1000,
+                              precision="fp32")
+    batches = micro_batches()
+    trainer.train(model, {"Model": model}, lambda epoch, start: iter(batches[start:]), lambda split: {}, cfg,
+                  tmp_path, eval_splits=(), progress=False,
+                  make_optimizer=lambda params: FairseqAdam(params, 0.1, (0.9, 0.98), 1e-8, 0.0, rate))
+    lines = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    logged = [r["lr"] for r in lines if r.get("split") == "train"]
+    assert logged == [rate(step) for step in range(1, 5)]
+    assert len(set(logged)) > 1
