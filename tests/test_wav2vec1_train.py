@@ -21,7 +21,7 @@ from s3prl.wav2vec2 import train_wav2vec1
 from s3prl.wav2vec2.train_schedule import cosine
 
 FIX = Path(__file__).parent / "fixtures" / "w2v1_train_oracle"
-AUDIO = FIX  # audio/, train.tsv, valid.tsv: a copy of tests/fixtures/w2v_train_oracle's
+AUDIO = FIX.parent / "w2v_train_oracle"  # audio/, train.tsv, valid.tsv: the wav2vec 2.0 trainer fixtures' 7 files
 COMMANDS = json.loads((FIX / "commands.json").read_text())
 FAIRSEQ_CFG = json.loads((FIX / "fairseq_cfg.json").read_text())
 KINDS = ("wav2vec", "vq_gumbel", "vq_kmeans")

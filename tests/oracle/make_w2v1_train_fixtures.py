@@ -8,8 +8,8 @@ Run from the project root with the PROJECT venv (about 45 s; it calls the fairse
 
 What it writes:
 
-* ``audio/``, ``train.tsv``, ``valid.tsv``: a copy of tests/fixtures/w2v_train_oracle's 7 synthetic files (5 train,
-  2 valid; root written as ``@ROOT@``), so that these fixtures do not change when those are regenerated;
+* nothing of the audio: the 7 synthetic files of tests/fixtures/w2v_train_oracle (5 train, 2 valid) are read
+  there (``make_w2v_train_fixtures.py`` regenerates them byte for byte; if that ever changes, rerun this script);
 * ``commands.json``: the seed's command lines (examples/wav2vec/README.md "Train a wav2vec model", "Train a gumbel
   vq-wav2vec model", and the k-means variant: ``--vq-type kmeans --loss-weights [1]``), each as given (``seed_*``)
   and with tiny sizes and 6 updates (``tiny_*``); ``@DATA@`` / ``@SAVE@`` stand for the folders;
@@ -94,14 +94,12 @@ def commands() -> dict:
     return out
 
 
-def data_folder(out: str, tmp: str) -> str:
-    """The audio copied into the fixtures (``out``), and a runnable manifest folder of it in ``tmp``."""
-    shutil.copytree(os.path.join(AUDIO, "audio"), os.path.join(out, "audio"), dirs_exist_ok=True)
+def data_folder(tmp: str) -> str:
+    """A runnable manifest folder in ``tmp`` of tests/fixtures/w2v_train_oracle's audio."""
     data = os.path.join(tmp, "data")
-    shutil.copytree(os.path.join(out, "audio"), os.path.join(data, "audio"))
+    shutil.copytree(os.path.join(AUDIO, "audio"), os.path.join(data, "audio"))
     for name in ("train", "valid"):
         text = open(os.path.join(AUDIO, f"{name}.tsv")).read()
-        open(os.path.join(out, f"{name}.tsv"), "w").write(text)
         open(os.path.join(data, f"{name}.tsv"), "w").write(text.replace("@ROOT@", os.path.join(data, "audio")))
     return data
 
@@ -116,7 +114,7 @@ def main(out: str) -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     oracle_script = os.path.join(HERE, "make_w2v1_train_oracle.py")
     with tempfile.TemporaryDirectory() as tmp:
-        data = data_folder(out, tmp)
+        data = data_folder(tmp)
         concrete = {name: [a.replace("@DATA@", data).replace("@SAVE@", os.path.join(tmp, name)) for a in cmd]
                     for name, cmd in cmds.items()}
         json.dump(concrete, open(os.path.join(tmp, "commands.json"), "w"))
