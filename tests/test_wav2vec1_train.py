@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 
 import pytest
@@ -19,21 +18,13 @@ import torch
 from s3prl.cli import main as cli_main
 from s3prl.wav2vec2 import train_wav2vec1
 from s3prl.wav2vec2.train_schedule import cosine
+from test_wav2vec2_train import data_copy  # a manifest folder of the same 7 synthetic files
 
 FIX = Path(__file__).parent / "fixtures" / "w2v1_train_oracle"
 AUDIO = FIX.parent / "w2v_train_oracle"  # audio/, train.tsv, valid.tsv: the wav2vec 2.0 trainer fixtures' 7 files
 COMMANDS = json.loads((FIX / "commands.json").read_text())
 FAIRSEQ_CFG = json.loads((FIX / "fairseq_cfg.json").read_text())
 KINDS = ("wav2vec", "vq_gumbel", "vq_kmeans")
-
-
-def data_copy(tmp_path: Path) -> Path:
-    data = tmp_path / "data"
-    shutil.copytree(AUDIO / "audio", data / "audio")
-    for name in ("train", "valid"):
-        text = (AUDIO / f"{name}.tsv").read_text().replace("@ROOT@", str(data / "audio"))
-        (data / f"{name}.tsv").write_text(text)
-    return data
 
 
 def command(name: str, data: Path, save: Path, *changes: str) -> list[str]:
