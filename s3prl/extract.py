@@ -29,6 +29,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .extras import MissingExtraError
+
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 SAMPLE_RATE = 16000
 FORMATS = ("pt", "npy", "npz", "hdf5", "kaldi")
@@ -339,7 +341,7 @@ def optional_import(module: str, extra: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise ImportError(f"--format {extra} needs the package {module!r}: pip install 's3prl[{extra}]' "
+        raise MissingExtraError(f"--format {extra} needs the package {module!r}: pip install 's3prl[{extra}]' "
                           f"(or pip install {module})") from None
 
 

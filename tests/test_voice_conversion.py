@@ -363,5 +363,5 @@ def test_missing_vc_extra_is_named(vcc, monkeypatch):
     from s3prl.downstream import tasks
 
     monkeypatch.setitem(sys.modules, "pyworld", None)  # as if not installed
-    with pytest.raises(RuntimeError, match=r"pip install 's3prl\[vc\]'"):
+    with pytest.raises(ImportError, match=r"pip install 's3prl\[vc\]'"):
         tasks.get("a2o-vc-vcc2020").bind({"root": str(vcc)}, 320)

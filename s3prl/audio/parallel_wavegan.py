@@ -27,6 +27,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..extras import MissingExtraError
+
 ACTIVATIONS = {"ReLU": nn.ReLU, "LeakyReLU": nn.LeakyReLU, "Tanh": nn.Tanh, "ELU": nn.ELU, "PReLU": nn.PReLU}
 
 
@@ -241,7 +243,7 @@ def _read_stats(folder: Path, config: dict, bins: int) -> tuple[torch.Tensor, to
         try:
             import h5py
         except ImportError as err:
-            raise ImportError(f"reading {h5} needs h5py: pip install 's3prl[hdf5]' (or 's3prl[vc]')") from err
+            raise MissingExtraError(f"reading {h5} needs h5py: pip install 's3prl[hdf5]' (or 's3prl[vc]')") from err
         with h5py.File(h5, "r") as f:
             if "mean" not in f or "scale" not in f:
                 raise ValueError(f"{h5}: expected datasets 'mean' and 'scale', found {sorted(f.keys())}")

@@ -25,8 +25,10 @@ class UserError(Exception):
 
 def user_error_types() -> tuple[type[BaseException], ...]:
     """Exception types whose message is meant for the user (our own errors subclass these)."""
-    types: list[type[BaseException]] = [UserError, ValueError, OSError, NotImplementedError, RuntimeError,
-                                        LookupError, TypeError, pickle.UnpicklingError, EOFError]
+    from ..extras import MissingExtraError  # an optional dependency: the message names the extra
+
+    types: list[type[BaseException]] = [UserError, MissingExtraError, ValueError, OSError, NotImplementedError,
+                                        RuntimeError, LookupError, TypeError, pickle.UnpicklingError, EOFError]
     try:
         import yaml
 

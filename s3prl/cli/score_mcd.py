@@ -81,10 +81,7 @@ def score(reference: str, converted: str, speaker: str | None = None, f0min: flo
 
 
 def cmd_mcd(args) -> int:
-    try:
-        result = score(args.reference, args.converted, args.speaker, args.f0min, args.f0max)
-    except ImportError as err:  # the `vc` extra: the message says what to install
-        raise RuntimeError(str(err)) from err
+    result = score(args.reference, args.converted, args.speaker, args.f0min, args.f0max)
     if args.json:
         print(json.dumps(result, indent=1))
         return 0

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..extras import MissingExtraError
+
 
 @dataclass
 class LexiconDecoderConfig:
@@ -37,7 +39,7 @@ def _flashlight():
         from flashlight.lib.text import decoder, dictionary
         from flashlight.lib.text.decoder.kenlm import KenLM
     except ImportError:
-        raise ImportError("LM decoding needs flashlight-text: pip install 's3prl[lm]'") from None
+        raise MissingExtraError("LM decoding needs flashlight-text: pip install 's3prl[lm]'") from None
     return decoder, dictionary, KenLM
 
 

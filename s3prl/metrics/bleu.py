@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..extras import MissingExtraError
+
 EXTRA_HINT = "install the speech-translation extra: pip install 's3prl[st]' (sacrebleu, sentencepiece)"
 TOKENIZERS = ("13a", "zh", "intl", "char", "none")
 
@@ -15,7 +17,7 @@ def _sacrebleu():
     try:
         import sacrebleu
     except ImportError as err:
-        raise ImportError(f"sacrebleu is needed for BLEU but is not installed: {EXTRA_HINT}") from err
+        raise MissingExtraError(f"sacrebleu is needed for BLEU but is not installed: {EXTRA_HINT}") from err
     return sacrebleu
 
 

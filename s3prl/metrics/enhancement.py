@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..extras import MissingExtraError
 from .separation import _signal
 
 EXTRA_HINT = "install the speech-enhancement extra: pip install 's3prl[enhance]' (pesq, pystoi)"
@@ -15,7 +16,7 @@ def _require(module: str):
     try:
         return __import__(module)
     except ImportError as err:
-        raise ImportError(f"{module} is needed for this metric but is not installed: {EXTRA_HINT}") from err
+        raise MissingExtraError(f"{module} is needed for this metric but is not installed: {EXTRA_HINT}") from err
 
 
 def _pair(reference, estimate, metric: str, name: str) -> tuple[np.ndarray, np.ndarray]:

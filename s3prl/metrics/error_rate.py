@@ -14,12 +14,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
+from ..extras import MissingExtraError
+
 
 def _levenshtein():
     try:
         from rapidfuzz.distance import Levenshtein
     except ImportError:
-        raise ImportError("error rates need rapidfuzz: pip install 's3prl[text]'") from None
+        raise MissingExtraError("error rates need rapidfuzz: pip install 's3prl[text]'") from None
     return Levenshtein
 
 

@@ -20,6 +20,8 @@ import functools
 
 import numpy as np
 
+from ..extras import MissingExtraError
+
 MCEP_DIM, MCEP_ALPHA, FRAME_PERIOD_MS, FFT_SIZE = 39, 0.466, 5.0, 1024
 POWER_THRESHOLD_DB = -20.0
 # the original's data/f0.yaml: Harvest's search range per VCC2020 target speaker
@@ -33,7 +35,7 @@ def _require():
         import pyworld  # noqa: F401
         import scipy.signal  # noqa: F401
     except ImportError as err:
-        raise ImportError(f"MCD needs WORLD (pyworld), fastdtw and scipy ({err.name} is missing): "
+        raise MissingExtraError(f"MCD needs WORLD (pyworld), fastdtw and scipy ({err.name} is missing): "
                           "pip install 's3prl[vc]'") from err
 
 

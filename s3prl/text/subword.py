@@ -14,6 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from ..extras import MissingExtraError
+
 SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
 BOS, PAD, EOS, UNK = 0, 1, 2, 3
 EXTRA_HINT = "install the speech-translation extra: pip install 's3prl[st]' (sacrebleu, sentencepiece)"
@@ -23,7 +25,7 @@ def _spm():
     try:
         import sentencepiece
     except ImportError as err:
-        raise ImportError(f"sentencepiece is needed for the sub-word vocabulary but is not installed: "
+        raise MissingExtraError(f"sentencepiece is needed for the sub-word vocabulary but is not installed: "
                           f"{EXTRA_HINT}") from err
     return sentencepiece
 

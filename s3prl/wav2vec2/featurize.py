@@ -32,6 +32,7 @@ from typing import Callable, Iterator
 
 import torch
 
+from ..extras import MissingExtraError
 from . import RecipeError
 from .manifest import find_audio, read_manifest
 
@@ -101,7 +102,7 @@ def write_h5context(path: str, feats: torch.Tensor) -> None:
     try:
         import h5py
     except ImportError as err:
-        raise ImportError("writing .h5context files needs h5py: pip install s3prl[hdf5]") from err
+        raise MissingExtraError("writing .h5context files needs h5py: pip install s3prl[hdf5]") from err
     import numpy as np
 
     channels, frames = feats.shape

@@ -166,10 +166,7 @@ class VCTask(Task):
     def bind(self, options: dict, downsample_rate: int) -> dict:
         from ...metrics.mcd import _require
 
-        try:
-            _require()
-        except ImportError as err:  # refuse to start a run that could not score (the message names the extra)
-            raise RuntimeError(str(err)) from err
+        _require()  # refuse to start a run that could not score (MissingExtraError names the extra)
         given = options.get("upstream_rate")
         if given not in (None, downsample_rate):
             raise ValueError(f"task {self.name}: this run was made with an upstream of rate {given}, not "
